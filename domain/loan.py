@@ -1,0 +1,752 @@
+"""The Loan aggregate: one loan's whole life as an append-only stream of events.
+
+Command methods (imperative names) check every rule first and only then trigger events; each
+event's ``apply`` is the single place state changes, so replay equals live. Events carry the
+amounts they move and, where a schedule changes, the whole new schedule, so replay never depends
+on today's schedule code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.allocation import Allocation, Component, DueItem, allocate
+from domain.daycount import year_fraction
+from domain.delinquency import (
+    Classification,
+    DelinquencyPolicy,
+    FiveCategory,
+    classify,
+    days_past_due,
+)
+from domain.errors import (
+    CurrencyMismatch,
+    InvalidDate,
+    InvalidTerm,
+    InvalidTransition,
+    LoanNotActive,
+    OverpaymentNotAllowed,
+    ValidationError,
+)
+from domain.money import CALC, Currency
+from domain.schedule import AmortizationMethod, Installment, build_schedule, monthly_due_dates
+from domain.servicing import InstallmentState, LoanStatus, RestructureKind
+from domain.terms import LoanTerms, PrepaymentOption, check_positive, check_rate
+
+ZERO = Decimal(0)
+ONE_DAY = timedelta(days=1)
+
+
+def _schedule_dicts(installments: list[Installment]) -> list[dict[str, Any]]:
+    return [i.as_dict() for i in installments]
+
+
+class Loan(Aggregate):
+    TOPIC = "loan"
+
+    # ------------------------------------------------------------------ events
+    class Event(Aggregate.Event):
+        TOPIC = "loan.Event"
+
+    class Applied(Aggregate.Created):
+        TOPIC = "loan.Applied"
+        borrower_id: str
+        terms: dict[str, Any]
+        business_date: date
+
+    class Approved(Aggregate.Event):
+        TOPIC = "loan.Approved"
+        business_date: date
+
+        def apply(self, loan: Loan) -> None:
+            loan.status = LoanStatus.APPROVED
+            loan.approved_on = self.business_date
+
+    class Rejected(Aggregate.Event):
+        TOPIC = "loan.Rejected"
+        business_date: date
+        reason: str
+
+        def apply(self, loan: Loan) -> None:
+            loan.status = LoanStatus.REJECTED
+
+    class Withdrawn(Aggregate.Event):
+        TOPIC = "loan.Withdrawn"
+        business_date: date
+        reason: str
+
+        def apply(self, loan: Loan) -> None:
+            loan.status = LoanStatus.WITHDRAWN
+
+    class Disbursed(Aggregate.Event):
+        TOPIC = "loan.Disbursed"
+        business_date: date
+        amount: Decimal
+        first_due: date
+        schedule: list[dict[str, Any]]
+
+        def apply(self, loan: Loan) -> None:
+            loan.status = LoanStatus.ACTIVE
+            loan.disbursed_on = self.business_date
+            loan.disbursed = self.amount
+            loan.principal_not_due = self.amount
+            loan.installments = [InstallmentState.from_dict(d) for d in self.schedule]
+            loan.last_closed_on = self.business_date - ONE_DAY
+            loan.segment_start = self.business_date
+
+    class InterestAccrued(Aggregate.Event):
+        """One business day closed: the day's posted interest (may be zero) and, for audit,
+        the period's exact cumulative accrual the posted amounts are rounded from."""
+
+        TOPIC = "loan.InterestAccrued"
+        business_date: date
+        amount: Decimal
+        period_exact: Decimal
+
+        def apply(self, loan: Loan) -> None:
+            loan.interest_accrued += self.amount
+            loan.interest_accrued_total += self.amount
+            loan.last_closed_on = self.business_date
+
+    class InstallmentFellDue(Aggregate.Event):
+        TOPIC = "loan.InstallmentFellDue"
+        business_date: date
+        number: int
+        due_date: date
+        principal: Decimal
+        interest: Decimal
+
+        def apply(self, loan: Loan) -> None:
+            inst = loan.installment(self.number)
+            inst.fell_due = True
+            inst.principal = self.principal
+            inst.interest = self.interest
+            loan.principal_not_due -= self.principal
+            loan.interest_accrued -= self.interest
+            # A new accrual period starts on the due date with the reduced base.
+            loan.period_exact_closed = ZERO
+            loan.segment_start = self.due_date
+
+    class BecameOverdue(Aggregate.Event):
+        TOPIC = "loan.BecameOverdue"
+        business_date: date
+        dpd: int
+        oldest_due_date: date
+        overdue_principal: Decimal
+        overdue_interest: Decimal
+
+        def apply(self, loan: Loan) -> None:
+            loan.overdue_since = self.oldest_due_date
+
+    class PenaltyAccrued(Aggregate.Event):
+        TOPIC = "loan.PenaltyAccrued"
+        business_date: date
+        amount: Decimal
+        base: Decimal
+        carry: Decimal
+
+        def apply(self, loan: Loan) -> None:
+            loan.penalty_outstanding += self.amount
+            loan.penalty_accrued_total += self.amount
+            loan.penalty_carry = self.carry
+
+    class DelinquencyChanged(Aggregate.Event):
+        TOPIC = "loan.DelinquencyChanged"
+        business_date: date
+        previous: dict[str, Any]
+        current: dict[str, Any]
+
+        def apply(self, loan: Loan) -> None:
+            loan.classification = dict(self.current)
+
+    class FeeCharged(Aggregate.Event):
+        TOPIC = "loan.FeeCharged"
+        business_date: date
+        amount: Decimal
+        kind: str
+
+        def apply(self, loan: Loan) -> None:
+            loan.fees_outstanding += self.amount
+            loan.fees_charged_total += self.amount
+
+    class RepaymentReceived(Aggregate.Event):
+        TOPIC = "loan.RepaymentReceived"
+        business_date: date
+        amount: Decimal
+        allocation: dict[str, Any]
+        accrued_interest_paid: Decimal
+        prepaid_principal: Decimal
+        overpayment: Decimal
+        new_schedule: list[dict[str, Any]] | None
+        reference: str
+
+        def apply(self, loan: Loan) -> None:
+            alloc = Allocation.from_dict(self.allocation)
+            for line in alloc.lines:
+                loan.apply_allocation_line(line.component, line.installment, line.amount)
+            loan.paid[Component.PENALTY] += alloc.total(Component.PENALTY)
+            loan.paid[Component.FEES] += alloc.total(Component.FEES)
+            loan.paid[Component.INTEREST] += alloc.total(Component.INTEREST)
+            loan.paid[Component.PRINCIPAL] += alloc.total(Component.PRINCIPAL)
+            if self.accrued_interest_paid:
+                loan.interest_accrued -= self.accrued_interest_paid
+                loan.paid[Component.INTEREST] += self.accrued_interest_paid
+            if self.prepaid_principal:
+                loan.close_accrual_segment(loan.last_closed_on)
+                loan.principal_not_due -= self.prepaid_principal
+                loan.paid[Component.PRINCIPAL] += self.prepaid_principal
+            loan.overpayment += self.overpayment
+            if self.new_schedule is not None:
+                loan.replace_future_installments(self.new_schedule)
+            if not loan.arrears_due():
+                loan.overdue_since = None
+
+    class Restructured(Aggregate.Event):
+        TOPIC = "loan.Restructured"
+        business_date: date
+        kind: str
+        annual_rate: Decimal
+        capitalized: Decimal
+        reamortized_principal: Decimal
+        new_schedule: list[dict[str, Any]]
+        observation_until: date
+
+        def apply(self, loan: Loan) -> None:
+            loan.close_accrual_segment(loan.last_closed_on)
+            for inst in loan.installments:
+                if inst.fell_due:
+                    # Unpaid billed principal goes back into the re-amortized balance.
+                    inst.principal = inst.principal_paid
+                    if self.capitalized:
+                        inst.interest = inst.interest_paid
+            if self.capitalized:
+                loan.penalty_outstanding = ZERO
+                loan.penalty_carry = ZERO
+                loan.fees_outstanding = ZERO
+                loan.capitalized += self.capitalized
+            loan.principal_not_due = self.reamortized_principal
+            loan.annual_rate = self.annual_rate
+            loan.replace_future_installments(self.new_schedule)
+            loan.observation_until = self.observation_until
+            loan.restructure_count += 1
+            if not loan.arrears_due():
+                loan.overdue_since = None
+
+    class WrittenOff(Aggregate.Event):
+        TOPIC = "loan.WrittenOff"
+        business_date: date
+        principal: Decimal
+        interest: Decimal
+        penalty: Decimal
+        fees: Decimal
+        reason: str
+
+        def apply(self, loan: Loan) -> None:
+            loan.status = LoanStatus.WRITTEN_OFF
+            loan.written_off_on = self.business_date
+            loan.written_off = {
+                "principal": self.principal, "interest": self.interest,
+                "penalty": self.penalty, "fees": self.fees,
+            }
+            loan.principal_not_due = ZERO
+            loan.interest_accrued = ZERO
+            loan.penalty_outstanding = ZERO
+            loan.fees_outstanding = ZERO
+            for inst in loan.installments:
+                inst.principal = inst.principal_paid
+                inst.interest = inst.interest_paid
+            loan.classification = classify(
+                loan.classification_dpd(), written_off=True,
+                policy=loan.policy).as_dict()
+
+    class RecoveryReceived(Aggregate.Event):
+        TOPIC = "loan.RecoveryReceived"
+        business_date: date
+        amount: Decimal
+        reference: str
+
+        def apply(self, loan: Loan) -> None:
+            loan.recovered += self.amount
+
+    class Closed(Aggregate.Event):
+        TOPIC = "loan.Closed"
+        business_date: date
+        reason: str
+
+        def apply(self, loan: Loan) -> None:
+            loan.status = LoanStatus.CLOSED
+            loan.closed_on = self.business_date
+
+    # ------------------------------------------------------------------ state
+    def __init__(self, borrower_id: str, terms: dict[str, Any], business_date: date) -> None:
+        parsed = LoanTerms.from_dict(terms)
+        self.borrower_id = borrower_id
+        self.terms = terms
+        self.currency = parsed.currency
+        self.annual_rate = parsed.annual_rate
+        self.status = LoanStatus.APPLIED
+        self.applied_on = business_date
+        self.approved_on: date | None = None
+        self.disbursed_on: date | None = None
+        self.closed_on: date | None = None
+        self.written_off_on: date | None = None
+        self.last_closed_on: date | None = None
+        self.disbursed = ZERO
+        self.capitalized = ZERO
+        self.installments: list[InstallmentState] = []
+        self.principal_not_due = ZERO
+        self.interest_accrued = ZERO  # posted, not yet billed
+        self.interest_accrued_total = ZERO
+        self.period_exact_closed = ZERO  # exact accrual of closed segments in this period
+        self.segment_start: date | None = None
+        self.penalty_outstanding = ZERO
+        self.penalty_accrued_total = ZERO
+        self.penalty_carry = ZERO
+        self.fees_outstanding = ZERO
+        self.fees_charged_total = ZERO
+        self.paid = {c.value: ZERO for c in Component}
+        self.overpayment = ZERO
+        self.recovered = ZERO
+        self.written_off: dict[str, Decimal] = {}
+        self.overdue_since: date | None = None
+        self.observation_until: date | None = None
+        self.restructure_count = 0
+        self.classification: dict[str, Any] = classify(0).as_dict()
+
+    @classmethod
+    def apply_for(cls, *, borrower_id: str, terms: LoanTerms, business_date: date,
+                  loan_id: UUID | None = None) -> Loan:
+        if not borrower_id or not borrower_id.strip():
+            raise ValidationError("borrower_id must not be empty", field="borrower_id",
+                                  rule="required")
+        return cls._create(cls.Applied, id=loan_id, borrower_id=borrower_id.strip(),
+                           terms=terms.as_dict(), business_date=business_date)
+
+    @staticmethod
+    def create_id(*_: Any, **__: Any) -> UUID:
+        from uuid import uuid4
+
+        return uuid4()
+
+    # --------------------------------------------------------------- derived
+    @property
+    def loan_terms(self) -> LoanTerms:
+        return LoanTerms.from_dict(self.terms)
+
+    @property
+    def money_currency(self) -> Currency:
+        return Currency.of(self.currency)
+
+    @property
+    def policy(self) -> DelinquencyPolicy:
+        return DelinquencyPolicy()
+
+    def installment(self, number: int) -> InstallmentState:
+        for inst in self.installments:
+            if inst.number == number:
+                return inst
+        raise KeyError(number)
+
+    def billed(self) -> list[InstallmentState]:
+        return [i for i in self.installments if i.fell_due]
+
+    def future(self) -> list[InstallmentState]:
+        return [i for i in self.installments if not i.fell_due]
+
+    def principal_due_unpaid(self) -> Decimal:
+        return sum((i.principal_unpaid for i in self.billed()), ZERO)
+
+    def interest_due_unpaid(self) -> Decimal:
+        return sum((i.interest_unpaid for i in self.billed()), ZERO)
+
+    @property
+    def principal_outstanding(self) -> Decimal:
+        return self.principal_not_due + self.principal_due_unpaid()
+
+    def arrears_due(self) -> Decimal:
+        return (self.principal_due_unpaid() + self.interest_due_unpaid()
+                + self.penalty_outstanding + self.fees_outstanding)
+
+    def oldest_unpaid_due_date(self) -> date | None:
+        for inst in self.billed():
+            if inst.principal_unpaid or inst.interest_unpaid:
+                return inst.due_date
+        if self.penalty_outstanding or self.fees_outstanding:
+            return self.overdue_since
+        return None
+
+    def dpd_on(self, business_date: date) -> int:
+        return days_past_due(business_date, self.oldest_unpaid_due_date())
+
+    def classification_dpd(self) -> int:
+        return int(self.classification.get("dpd", 0))
+
+    def payoff_amount(self) -> Decimal:
+        """What settles the loan today: arrears, accrued interest and all principal."""
+        return self.arrears_due() + self.interest_accrued + self.principal_not_due
+
+    def is_in_observation(self, on: date) -> bool:
+        return self.observation_until is not None and on <= self.observation_until
+
+    # ------------------------------------------------------- state helpers
+    def apply_allocation_line(self, component: str, number: int | None, amount: Decimal) -> None:
+        if component == Component.PENALTY:
+            self.penalty_outstanding -= amount
+        elif component == Component.FEES:
+            self.fees_outstanding -= amount
+        else:
+            assert number is not None
+            inst = self.installment(number)
+            if component == Component.INTEREST:
+                inst.interest_paid += amount
+            else:
+                inst.principal_paid += amount
+
+    def close_accrual_segment(self, through: date | None) -> None:
+        """Freeze the exact accrual on the current base up to ``through``; a new base follows."""
+        if self.segment_start is None or through is None or through <= self.segment_start:
+            return
+        self.period_exact_closed += self._segment_exact(through)
+        self.segment_start = through
+
+    def replace_future_installments(self, schedule: list[dict[str, Any]]) -> None:
+        self.installments = self.billed() + [InstallmentState.from_dict(d) for d in schedule]
+
+    def _segment_exact(self, through: date) -> Decimal:
+        assert self.segment_start is not None
+        fraction = year_fraction(self.loan_terms.day_count, self.segment_start, through)
+        return CALC.multiply(CALC.multiply(self.principal_not_due, self.annual_rate), fraction)
+
+    # ------------------------------------------------------------ commands
+    def approve(self, business_date: date) -> None:
+        self._check_status({LoanStatus.APPLIED}, "approve")
+        self._check_not_before(business_date, self.applied_on)
+        self.trigger_event(self.Approved, business_date=business_date)
+
+    def reject(self, business_date: date, reason: str) -> None:
+        self._check_status({LoanStatus.APPLIED}, "reject")
+        self._check_not_before(business_date, self.applied_on)
+        self.trigger_event(self.Rejected, business_date=business_date, reason=reason)
+
+    def withdraw(self, business_date: date, reason: str) -> None:
+        self._check_status({LoanStatus.APPLIED, LoanStatus.APPROVED}, "withdraw")
+        self._check_not_before(business_date, self.applied_on)
+        self.trigger_event(self.Withdrawn, business_date=business_date, reason=reason)
+
+    def disburse(self, business_date: date, first_due: date | None = None) -> None:
+        self._check_status({LoanStatus.APPROVED}, "disburse")
+        assert self.approved_on is not None
+        self._check_not_before(business_date, self.approved_on)
+        terms = self.loan_terms
+        first_due = first_due or monthly_due_dates(business_date, 2)[1]
+        if first_due <= business_date:
+            raise InvalidDate("first_due must be after the disbursement date",
+                              field="first_due", rule="after_disbursement")
+        if first_due > business_date + timedelta(days=62):
+            raise InvalidDate("first_due must be within 62 days of disbursement",
+                              field="first_due", rule="first_period_at_most_62_days")
+        schedule = build_schedule(
+            principal=terms.principal, annual_rate=terms.annual_rate, term=terms.term,
+            method=terms.method, day_count=terms.day_count, start_date=business_date,
+            first_due=first_due, currency=terms.money_currency,
+            rounding=terms.product.rounding,
+        )
+        self.trigger_event(self.Disbursed, business_date=business_date, amount=terms.principal,
+                           first_due=first_due, schedule=_schedule_dicts(schedule))
+
+    def close_day(self, business_date: date) -> None:
+        """Close every business day up to ``business_date`` not yet closed, in order.
+
+        Closing a day already closed posts nothing, so end of day can be rerun safely.
+        """
+        if self.status != LoanStatus.ACTIVE or self.last_closed_on is None:
+            return
+        day = self.last_closed_on + ONE_DAY
+        while day <= business_date and self.status == LoanStatus.ACTIVE:
+            self._close_one_day(day)
+            day += ONE_DAY
+
+    def _close_one_day(self, day: date) -> None:
+        terms = self.loan_terms
+        currency = terms.money_currency
+        rounding = terms.product.rounding
+        # 1. interest accrual: cumulative exact accrual of the period, rounded, minus posted.
+        assert self.segment_start is not None
+        period_exact = self.period_exact_closed + (
+            self._segment_exact(day) if day > self.segment_start else ZERO)
+        target = currency.round(period_exact, rounding)
+        self.trigger_event(self.InterestAccrued, business_date=day,
+                           amount=target - self.interest_accrued, period_exact=period_exact)
+        # 2. installments falling due (the last one takes whatever principal is left).
+        future = self.future()
+        for inst in future:
+            if inst.due_date > day:
+                break
+            is_last = inst is future[-1]
+            principal = self.principal_not_due if is_last else min(inst.principal,
+                                                                    self.principal_not_due)
+            self.trigger_event(self.InstallmentFellDue, business_date=day, number=inst.number,
+                               due_date=inst.due_date, principal=principal,
+                               interest=self.interest_accrued)
+        # 3. overdue transition after grace days.
+        dpd = self.dpd_on(day)
+        grace = terms.product.grace_days
+        if dpd > grace and self.overdue_since is None:
+            oldest = self.oldest_unpaid_due_date()
+            assert oldest is not None
+            self.trigger_event(self.BecameOverdue, business_date=day, dpd=dpd,
+                               oldest_due_date=oldest,
+                               overdue_principal=self.principal_due_unpaid(),
+                               overdue_interest=self.interest_due_unpaid())
+        # 4. penalty interest (罚息) on overdue principal, optionally compounding on interest.
+        if dpd > grace:
+            base = self.principal_due_unpaid()
+            if terms.product.compound_penalty:
+                base += self.interest_due_unpaid()
+            if base > 0:
+                penalty_rate = CALC.multiply(self.annual_rate, 1 + terms.product.penalty_markup)
+                fraction = year_fraction(terms.day_count, day - ONE_DAY, day)
+                exact = CALC.add(self.penalty_carry,
+                                 CALC.multiply(CALC.multiply(base, penalty_rate), fraction))
+                posted = currency.round(exact, rounding)
+                self.trigger_event(self.PenaltyAccrued, business_date=day, amount=posted,
+                                   base=base, carry=exact - posted)
+        # 5. delinquency classification; an event only when something changed.
+        self._reclassify(day, dpd)
+
+    def _reclassify(self, day: date, dpd: int) -> None:
+        current = classify(dpd, restructured_in_observation=self.is_in_observation(day),
+                           policy=self.policy).as_dict()
+        if current != self.classification:
+            self.trigger_event(self.DelinquencyChanged, business_date=day,
+                               previous=self.classification, current=current)
+
+    def charge_fee(self, business_date: date, amount: Decimal, kind: str) -> None:
+        self._check_active("charge a fee")
+        self._check_not_before(business_date, self.last_event_date)
+        check_positive(amount, field="amount")
+        self.money_currency.check_amount(amount, field="amount")
+        self.trigger_event(self.FeeCharged, business_date=business_date, amount=amount, kind=kind)
+
+    def receive_repayment(self, business_date: date, amount: Decimal, currency: str,
+                          reference: str = "") -> None:
+        self._check_active("receive a repayment")
+        self._check_currency(currency)
+        self._check_not_before(business_date, self.last_event_date)
+        terms = self.loan_terms
+        amount = self.money_currency.check_amount(amount, field="amount")
+        items = self._due_items(business_date)
+        allocation = allocate(amount, items, terms.product.allocation_waterfall)
+        remainder = allocation.remainder
+        accrued_paid = prepaid = overpayment = ZERO
+        new_schedule: list[dict[str, Any]] | None = None
+        payoff_rest = self.principal_not_due + self.interest_accrued
+        if remainder > 0 and remainder >= payoff_rest:
+            # Full payoff: settle accrued interest and every remaining principal; keep the rest.
+            accrued_paid, prepaid = self.interest_accrued, self.principal_not_due
+            overpayment = remainder - payoff_rest
+            if overpayment and not terms.product.allow_overpayment:
+                raise OverpaymentNotAllowed(
+                    f"amount exceeds the payoff amount {self.payoff_amount()} by {overpayment}",
+                    field="amount", rule="at_most_payoff")
+            new_schedule = []
+        elif remainder > 0:
+            prepaid = remainder
+            new_schedule = _schedule_dicts(self._rebuilt_schedule(
+                business_date, self.principal_not_due - prepaid, terms.product.prepayment))
+        self.trigger_event(
+            self.RepaymentReceived, business_date=business_date, amount=amount,
+            allocation=allocation.as_dict(), accrued_interest_paid=accrued_paid,
+            prepaid_principal=prepaid, overpayment=overpayment, new_schedule=new_schedule,
+            reference=reference)
+        self._close_if_settled(business_date)
+
+    def restructure(self, business_date: date, kind: RestructureKind, *,
+                    extend_months: int | None = None, new_term: int | None = None,
+                    new_annual_rate: Decimal | None = None,
+                    capitalize_arrears: bool = False) -> None:
+        self._check_active("restructure")
+        self._check_not_before(business_date, self.last_event_date)
+        terms = self.loan_terms
+        remaining = len(self.future())
+        rate = self.annual_rate
+        if kind == RestructureKind.EXTENSION:
+            if not extend_months or extend_months < 1 or extend_months > 120:
+                raise InvalidTerm("extend_months must be from 1 to 120 for an extension (展期)",
+                                  field="extend_months", rule="range_1_120")
+            count = remaining + extend_months
+        elif kind == RestructureKind.REAMORTIZATION:
+            if not new_term or new_term < 1 or new_term > 600:
+                raise InvalidTerm("new_term must be from 1 to 600 months", field="new_term",
+                                  rule="range_1_600")
+            count = new_term
+        elif kind == RestructureKind.RATE_CHANGE:
+            if new_annual_rate is None:
+                raise InvalidTerm("new_annual_rate is required for a rate change",
+                                  field="new_annual_rate", rule="required")
+            check_rate(new_annual_rate, terms.product.rate_cap, field="new_annual_rate")
+            rate, count = new_annual_rate, max(remaining, 1)
+        else:  # capitalization of arrears keeps the remaining term
+            capitalize_arrears, count = True, max(remaining, 1)
+        capitalized = ZERO
+        if capitalize_arrears:
+            capitalized = (self.interest_due_unpaid() + self.penalty_outstanding
+                           + self.fees_outstanding)
+        principal = self.principal_outstanding + capitalized
+        if principal <= 0:
+            raise InvalidTransition("nothing to restructure: no principal outstanding",
+                                    field="loan_id", rule="principal_outstanding")
+        schedule = self._schedule_from(business_date, principal, count, rate)
+        self.trigger_event(
+            self.Restructured, business_date=business_date, kind=str(kind), annual_rate=rate,
+            capitalized=capitalized, reamortized_principal=principal,
+            new_schedule=_schedule_dicts(schedule),
+            observation_until=business_date + timedelta(days=terms.product.observation_days))
+        self._reclassify(business_date, self.dpd_on(business_date))
+
+    def write_off(self, business_date: date, reason: str) -> None:
+        self._check_active("write off")
+        self._check_not_before(business_date, self.last_event_date)
+        self.trigger_event(
+            self.WrittenOff, business_date=business_date,
+            principal=self.principal_outstanding,
+            interest=self.interest_due_unpaid() + self.interest_accrued,
+            penalty=self.penalty_outstanding, fees=self.fees_outstanding, reason=reason)
+
+    def receive_recovery(self, business_date: date, amount: Decimal, currency: str,
+                         reference: str = "") -> None:
+        if self.status != LoanStatus.WRITTEN_OFF:
+            raise LoanNotActive(f"recoveries are only received on written-off loans; this loan"
+                                f" is {self.status}", field="loan_id", rule="written_off")
+        self._check_currency(currency)
+        self._check_not_before(business_date, self.last_event_date)
+        amount = self.money_currency.check_amount(amount, field="amount")
+        self.trigger_event(self.RecoveryReceived, business_date=business_date, amount=amount,
+                           reference=reference)
+
+    # ------------------------------------------------------------- helpers
+    @property
+    def last_event_date(self) -> date:
+        dates = [d for d in (self.applied_on, self.approved_on, self.disbursed_on,
+                             self.last_closed_on) if d is not None]
+        return max(dates)
+
+    def _due_items(self, business_date: date) -> list[DueItem]:
+        items: list[DueItem] = []
+        oldest = self.oldest_unpaid_due_date() or business_date
+        if self.penalty_outstanding > 0:
+            items.append(DueItem(Component.PENALTY, oldest, self.penalty_outstanding))
+        if self.fees_outstanding > 0:
+            items.append(DueItem(Component.FEES, oldest, self.fees_outstanding))
+        for inst in self.billed():
+            if inst.interest_unpaid > 0:
+                items.append(DueItem(Component.INTEREST, inst.due_date, inst.interest_unpaid,
+                                     inst.number))
+            if inst.principal_unpaid > 0:
+                items.append(DueItem(Component.PRINCIPAL, inst.due_date, inst.principal_unpaid,
+                                     inst.number))
+        return items
+
+    def _rebuilt_schedule(self, business_date: date, principal: Decimal,
+                          option: PrepaymentOption) -> list[Installment]:
+        future = self.future()
+        if principal <= 0 or not future:
+            return []
+        terms = self.loan_terms
+        fixed: Decimal | None = None
+        if option == PrepaymentOption.SHORTEN_TERM:
+            first = future[0]
+            fixed = (first.principal if terms.method == AmortizationMethod.EQUAL_PRINCIPAL
+                     else first.principal + first.interest)
+        return build_schedule(
+            principal=principal, annual_rate=self.annual_rate, term=len(future),
+            method=terms.method, day_count=terms.day_count, start_date=future[0].start_date,
+            first_due=future[0].due_date, currency=terms.money_currency,
+            rounding=terms.product.rounding, fixed_payment=fixed, first_number=future[0].number)
+
+    def _schedule_from(self, business_date: date, principal: Decimal, count: int,
+                       rate: Decimal) -> list[Installment]:
+        terms = self.loan_terms
+        future = self.future()
+        billed = self.billed()
+        anchor = (future[0].due_date if future else
+                  monthly_due_dates(billed[-1].due_date, 2)[1] if billed else
+                  monthly_due_dates(business_date, 2)[1])
+        while anchor <= business_date:
+            anchor = monthly_due_dates(anchor, 2)[1]
+        start = future[0].start_date if future else business_date
+        next_number = (billed[-1].number + 1) if billed else 1
+        return build_schedule(
+            principal=principal, annual_rate=rate, term=count, method=terms.method,
+            day_count=terms.day_count, start_date=min(start, business_date) if future else start,
+            first_due=anchor, currency=terms.money_currency, rounding=terms.product.rounding,
+            first_number=next_number)
+
+    def _close_if_settled(self, business_date: date) -> None:
+        if (self.principal_outstanding == 0 and self.arrears_due() == 0
+                and self.interest_accrued == 0 and not self.future()):
+            self.trigger_event(self.Closed, business_date=business_date, reason="repaid")
+
+    def _check_status(self, allowed: set[LoanStatus], action: str) -> None:
+        if self.status not in allowed:
+            wanted = " or ".join(sorted(str(s) for s in allowed))
+            raise InvalidTransition(f"cannot {action} a loan that is {self.status}; it must be"
+                                    f" {wanted}", field="loan_id", rule=f"status_{action}")
+
+    def _check_active(self, action: str) -> None:
+        if self.status != LoanStatus.ACTIVE:
+            raise LoanNotActive(f"cannot {action}: the loan is {self.status}, not active",
+                                field="loan_id", rule="loan_active")
+
+    def _check_currency(self, currency: str) -> None:
+        if Currency.of(currency).code != self.currency:
+            raise CurrencyMismatch(f"payment currency {currency} does not match the loan"
+                                   f" currency {self.currency}", field="currency",
+                                   rule="loan_currency")
+
+    def _check_not_before(self, business_date: date, earliest: date | None) -> None:
+        if earliest is not None and business_date < earliest:
+            raise InvalidDate(f"business_date {business_date} is before {earliest}, the last"
+                              f" date already booked on this loan", field="business_date",
+                              rule="not_backdated")
+
+
+@dataclass(frozen=True, slots=True)
+class LoanView:
+    """A read-only summary of one loan's state (for the CLI and reports before projections)."""
+
+    loan_id: str
+    borrower_id: str
+    status: str
+    currency: str
+    principal_outstanding: Decimal
+    principal_not_due: Decimal
+    principal_overdue: Decimal
+    interest_accrued: Decimal
+    interest_overdue: Decimal
+    penalty_outstanding: Decimal
+    fees_outstanding: Decimal
+    overpayment: Decimal
+    classification: Classification
+
+    @classmethod
+    def of(cls, loan: Loan) -> LoanView:
+        c = loan.classification
+        return cls(
+            loan_id=str(loan.id), borrower_id=loan.borrower_id, status=str(loan.status),
+            currency=loan.currency, principal_outstanding=loan.principal_outstanding,
+            principal_not_due=loan.principal_not_due,
+            principal_overdue=loan.principal_due_unpaid(),
+            interest_accrued=loan.interest_accrued, interest_overdue=loan.interest_due_unpaid(),
+            penalty_outstanding=loan.penalty_outstanding, fees_outstanding=loan.fees_outstanding,
+            overpayment=loan.overpayment,
+            classification=Classification(dpd=int(c["dpd"]), bucket=str(c["bucket"]),
+                                          category=FiveCategory(c["category"]),
+                                          stage=int(c["stage"])),
+        )

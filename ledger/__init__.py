@@ -1,0 +1,1 @@
+"""The loan ledger application: commands, persistence, idempotency, audit, API and CLI."""

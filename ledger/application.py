@@ -1,0 +1,382 @@
+"""The LoanLedger application: one intention-revealing method per use case.
+
+Every command runs the same way (``_run``): a repeat of a recorded idempotency key returns the
+first outcome; otherwise the aggregates are loaded, any business days the loan has not closed
+yet are closed first (inline catch-up, so the command sees true balances), the domain decides,
+and the new events, the command-log row and the loan-directory row are written in one
+transaction. A concurrent writer makes that transaction fail on the aggregate's version; the
+command is then re-decided on fresh state a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Transcoder
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.orm import Session
+
+from domain.complaint import Complaint
+from domain.errors import (
+    ComplaintNotFound,
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    InvalidDate,
+    LoanNotFound,
+)
+from domain.loan import Loan
+from domain.servicing import LoanStatus
+from domain.terms import LoanTerms, PrepaymentOption
+from ledger import commands as c
+from ledger.settings import Settings
+from ledger.tables import command_log, ledger_clock, loan_directory
+from ledger.transcodings import register_all
+
+ONE_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class EodSummary:
+    closed_from: date | None
+    closed_through: date
+    loans: int
+    events: int
+    seconds: float
+
+
+class LoanLedger(Application[UUID]):
+    name = "ledger"  # table prefix: ledger_events, ledger_snapshots
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.snapshotting_intervals = {Loan: self.settings.snapshot_interval, Complaint: 100}
+        super().__init__(
+            env={
+                "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+                "SQLALCHEMY_URL": self.settings.database_url,
+                "CREATE_TABLE": "n",  # alembic owns every table
+                "IS_SNAPSHOTTING_ENABLED": "y",
+            }
+        )
+
+    def register_transcodings(self, transcoder: Transcoder) -> None:
+        super().register_transcodings(transcoder)  # type: ignore[arg-type]
+        register_all(transcoder)
+
+    @property
+    def engine(self) -> Engine:
+        engine = self.factory.datastore.engine  # type: ignore[attr-defined]
+        assert isinstance(engine, Engine)
+        return engine
+
+    def transaction(self) -> Any:
+        """The event store's transaction: anything written inside commits with the events."""
+        return self.recorder.transaction(commit=True)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------ business date
+    def closed_through(self) -> date | None:
+        with Session(self.engine) as session:
+            return session.execute(select(ledger_clock.c.closed_through)).scalar()
+
+    def business_date(self) -> date:
+        """The open business day: the day after the last closed one (today if none closed)."""
+        closed = self.closed_through()
+        return closed + ONE_DAY if closed else date.today()
+
+    def _resolve_date(self, given: date | None) -> date:
+        closed = self.closed_through()
+        if given is None:
+            return closed + ONE_DAY if closed else date.today()
+        if closed is not None and given <= closed:
+            raise InvalidDate(
+                f"business_date {given} is in a closed business day (closed through {closed})",
+                field="business_date", rule="not_in_closed_day")
+        return given
+
+    # ----------------------------------------------------------------- commands
+    def execute(self, command: c.Command) -> dict[str, Any]:
+        handler: Callable[[Any], dict[str, Any]] = getattr(self, command.type)  # type: ignore[attr-defined]
+        return handler(command)
+
+    def apply_for_loan(self, cmd: c.ApplyForLoan) -> dict[str, Any]:
+        defaults = self.settings.product_terms()
+        overrides: dict[str, Any] = {}
+        if cmd.grace_days is not None:
+            overrides["grace_days"] = cmd.grace_days
+        if cmd.penalty_markup is not None:
+            overrides["penalty_markup"] = cmd.penalty_markup
+        if cmd.waterfall is not None:
+            overrides["waterfall"] = cmd.waterfall
+        if cmd.prepayment is not None:
+            overrides["prepayment"] = PrepaymentOption(cmd.prepayment)
+        from dataclasses import replace
+
+        product = replace(defaults, **overrides) if overrides else defaults
+
+        def decide(on: date) -> list[Aggregate]:
+            terms = LoanTerms.create(principal=cmd.principal, currency=cmd.currency,
+                                     annual_rate=cmd.annual_rate, term=cmd.term,
+                                     method=cmd.method, day_count=cmd.day_count, product=product)
+            return [Loan.apply_for(borrower_id=cmd.borrower_id, terms=terms, business_date=on,
+                                   loan_id=cmd.loan_id)]
+
+        return self._run(cmd, decide)
+
+    def approve_loan(self, cmd: c.ApproveLoan) -> dict[str, Any]:
+        return self._on_loan(cmd, lambda loan, on: loan.approve(on), catch_up=False)
+
+    def reject_loan(self, cmd: c.RejectLoan) -> dict[str, Any]:
+        return self._on_loan(cmd, lambda loan, on: loan.reject(on, cmd.reason), catch_up=False)
+
+    def withdraw_application(self, cmd: c.WithdrawApplication) -> dict[str, Any]:
+        return self._on_loan(cmd, lambda loan, on: loan.withdraw(on, cmd.reason), catch_up=False)
+
+    def disburse_loan(self, cmd: c.DisburseLoan) -> dict[str, Any]:
+        return self._on_loan(cmd, lambda loan, on: loan.disburse(on, cmd.first_due),
+                             catch_up=False)
+
+    def receive_repayment(self, cmd: c.ReceiveRepayment) -> dict[str, Any]:
+        return self._on_loan(cmd, lambda loan, on: loan.receive_repayment(
+            on, cmd.amount, cmd.currency, cmd.reference))
+
+    def charge_fee(self, cmd: c.ChargeFee) -> dict[str, Any]:
+        return self._on_loan(cmd, lambda loan, on: loan.charge_fee(on, cmd.amount, cmd.kind))
+
+    def restructure_loan(self, cmd: c.RestructureLoan) -> dict[str, Any]:
+        return self._on_loan(cmd, lambda loan, on: loan.restructure(
+            on, cmd.kind, extend_months=cmd.extend_months, new_term=cmd.new_term,
+            new_annual_rate=cmd.new_annual_rate, capitalize_arrears=cmd.capitalize_arrears))
+
+    def write_off_loan(self, cmd: c.WriteOffLoan) -> dict[str, Any]:
+        return self._on_loan(cmd, lambda loan, on: loan.write_off(on, cmd.reason))
+
+    def receive_recovery(self, cmd: c.ReceiveRecovery) -> dict[str, Any]:
+        return self._on_loan(cmd, lambda loan, on: loan.receive_recovery(
+            on, cmd.amount, cmd.currency, cmd.reference), catch_up=False)
+
+    def file_complaint(self, cmd: c.FileComplaint) -> dict[str, Any]:
+        def decide(on: date) -> list[Aggregate]:
+            loan = self.get_loan(cmd.loan_id)
+            return [Complaint.file(loan_id=loan.id, borrower_id=loan.borrower_id,
+                                   category=cmd.category, description=cmd.description,
+                                   business_date=on, complaint_id=cmd.complaint_id)]
+
+        return self._run(cmd, decide)
+
+    def acknowledge_complaint(self, cmd: c.AcknowledgeComplaint) -> dict[str, Any]:
+        return self._on_complaint(cmd, lambda x, on: x.acknowledge(on, cmd.handler))
+
+    def escalate_complaint(self, cmd: c.EscalateComplaint) -> dict[str, Any]:
+        return self._on_complaint(cmd, lambda x, on: x.escalate(on, cmd.reason))
+
+    def resolve_complaint(self, cmd: c.ResolveComplaint) -> dict[str, Any]:
+        return self._on_complaint(cmd, lambda x, on: x.resolve(on, cmd.resolution))
+
+    def reopen_complaint(self, cmd: c.ReopenComplaint) -> dict[str, Any]:
+        return self._on_complaint(cmd, lambda x, on: x.reopen(on, cmd.reason))
+
+    # ------------------------------------------------------------------ queries
+    def get_loan(self, loan_id: UUID, *, version: int | None = None,
+                 as_of: date | None = None) -> Loan:
+        if as_of is not None:
+            version = self._version_as_of(loan_id, as_of)
+        try:
+            loan = self.repository.get(loan_id, version=version)
+        except AggregateNotFoundError:
+            raise LoanNotFound(f"no loan with id {loan_id}", field="loan_id",
+                               rule="exists") from None
+        if not isinstance(loan, Loan):
+            raise LoanNotFound(f"{loan_id} is not a loan", field="loan_id", rule="exists")
+        return loan
+
+    def get_complaint(self, complaint_id: UUID) -> Complaint:
+        try:
+            complaint = self.repository.get(complaint_id)
+        except AggregateNotFoundError:
+            raise ComplaintNotFound(f"no complaint with id {complaint_id}",
+                                    field="complaint_id", rule="exists") from None
+        if not isinstance(complaint, Complaint):
+            raise ComplaintNotFound(f"{complaint_id} is not a complaint",
+                                    field="complaint_id", rule="exists")
+        return complaint
+
+    def loan_history(self, loan_id: UUID) -> list[Any]:
+        events = list(self.events.get(loan_id))
+        if not events:
+            raise LoanNotFound(f"no loan with id {loan_id}", field="loan_id", rule="exists")
+        return events
+
+    def _version_as_of(self, loan_id: UUID, as_of: date) -> int:
+        version = None
+        for event in self.loan_history(loan_id):
+            if event.business_date > as_of:
+                break
+            version = event.originator_version
+        if version is None:
+            raise LoanNotFound(f"loan {loan_id} did not exist on {as_of}", field="as_of",
+                               rule="exists_on_date")
+        return version
+
+    def loan_ids(self, status: str | None = None, *, after: str = "",
+                 limit: int | None = None) -> list[UUID]:
+        query = select(loan_directory.c.loan_id).where(loan_directory.c.loan_id > after)
+        if status is not None:
+            query = query.where(loan_directory.c.status == status)
+        query = query.order_by(loan_directory.c.loan_id)
+        if limit is not None:
+            query = query.limit(limit)
+        with Session(self.engine) as session:
+            return [UUID(x) for x in session.execute(query).scalars()]
+
+    def iter_loans(self, status: str | None = None, chunk: int = 500) -> Iterator[Loan]:
+        after = ""
+        while ids := self.loan_ids(status, after=after, limit=chunk):
+            for loan_id in ids:
+                yield self.get_loan(loan_id)
+            after = str(ids[-1])
+
+    # -------------------------------------------------------------- end of day
+    def close_business_days(self, through: date,
+                            progress: Callable[[int], None] | None = None) -> EodSummary:
+        """Close every business day up to ``through`` for every active loan, chunk by chunk.
+
+        Each chunk of loans is saved in one transaction; a loan remembers its last closed day,
+        so a rerun after a crash closes only what is missing and posts nothing twice.
+        """
+        import time
+
+        started = time.perf_counter()
+        closed = self.closed_through()
+        if closed is not None and through < closed:
+            raise InvalidDate(f"already closed through {closed}; cannot close {through}",
+                              field="through", rule="not_before_closed")
+        loans = events = 0
+        after = ""
+        while ids := self.loan_ids(LoanStatus.ACTIVE, after=after,
+                                   limit=self.settings.eod_chunk_size):
+            chunk = [self.get_loan(loan_id) for loan_id in ids]
+            for loan in chunk:
+                loan.close_day(through)
+            with self.transaction() as session:
+                recordings = self.save(*chunk)
+                self._index_loans(session, chunk)
+            loans += len(chunk)
+            events += len(recordings)
+            after = str(ids[-1])
+            if progress:
+                progress(len(chunk))
+        self._set_clock(through)
+        return EodSummary(closed_from=closed + ONE_DAY if closed else None,
+                          closed_through=through, loans=loans, events=events,
+                          seconds=time.perf_counter() - started)
+
+    def _set_clock(self, through: date) -> None:
+        with self.transaction() as session:
+            current = session.execute(select(ledger_clock.c.closed_through)).scalar()
+            if current is None:
+                session.execute(ledger_clock.insert().values(id=1, closed_through=through))
+            elif through > current:
+                session.execute(ledger_clock.update().values(closed_through=through))
+
+    # ----------------------------------------------------------------- plumbing
+    def _on_loan(self, cmd: c.LoanCommand, action: Callable[[Loan, date], None], *,
+                 catch_up: bool = True) -> dict[str, Any]:
+        def decide(on: date) -> list[Aggregate]:
+            loan = self.get_loan(cmd.loan_id)
+            if catch_up:
+                loan.close_day(on - ONE_DAY)
+            action(loan, on)
+            return [loan]
+
+        return self._run(cmd, decide)
+
+    def _on_complaint(self, cmd: c.ComplaintCommand,
+                      action: Callable[[Complaint, date], None]) -> dict[str, Any]:
+        def decide(on: date) -> list[Aggregate]:
+            complaint = self.get_complaint(cmd.complaint_id)
+            action(complaint, on)
+            return [complaint]
+
+        return self._run(cmd, decide)
+
+    def _run(self, cmd: c.Command, decide: Callable[[date], Sequence[Aggregate]]) -> dict[str, Any]:
+        request_hash = _request_hash(cmd)
+        first = self._recorded(cmd, request_hash)
+        if first is not None:
+            return first
+        for _attempt in range(self.settings.command_retries):
+            on = self._resolve_date(cmd.business_date)
+            aggregates = list(decide(on))
+            try:
+                with self.transaction() as session:
+                    recordings = self.save(*aggregates)
+                    result = {
+                        "command": cmd.type,  # type: ignore[attr-defined]
+                        "aggregate_id": str(aggregates[-1].id),
+                        "version": aggregates[-1].version,
+                        "business_date": on.isoformat(),
+                        "events": [type(r.domain_event).__name__ for r in recordings],
+                        "position": recordings[-1].notification.id if recordings else None,
+                    }
+                    session.execute(command_log.insert().values(
+                        idempotency_key=cmd.idempotency_key, command=result["command"],
+                        request_hash=request_hash, aggregate_id=result["aggregate_id"],
+                        result=json.dumps(result), recorded_at=datetime.now(UTC)))
+                    self._index_loans(session, aggregates)
+                return result
+            except (IntegrityError, SAIntegrityError):
+                # Either the same key won a race, or another writer moved the aggregate on.
+                first = self._recorded(cmd, request_hash)
+                if first is not None:
+                    return first
+        raise ConcurrencyConflict(
+            f"the aggregate kept changing under {self.settings.command_retries} attempts;"
+            " retry later with the same idempotency key", field="idempotency_key",
+            rule="concurrent_modification")
+
+    def _recorded(self, cmd: c.Command, request_hash: str) -> dict[str, Any] | None:
+        with Session(self.engine) as session:
+            row = session.execute(
+                select(command_log.c.request_hash, command_log.c.result).where(
+                    command_log.c.idempotency_key == cmd.idempotency_key)).first()
+        if row is None:
+            return None
+        if row.request_hash != request_hash:
+            raise IdempotencyKeyReused(
+                f"idempotency key {cmd.idempotency_key!r} was already used for a different"
+                " command", field="idempotency_key", rule="same_key_same_command")
+        result: dict[str, Any] = json.loads(row.result)
+        return result
+
+    def _index_loans(self, session: Session, aggregates: Sequence[Aggregate]) -> None:
+        now = datetime.now(UTC)
+        for loan in aggregates:
+            if not isinstance(loan, Loan):
+                continue
+            values = {"borrower_id": loan.borrower_id, "status": str(loan.status),
+                      "currency": loan.currency,
+                      "principal": LoanTerms.from_dict(loan.terms).principal,
+                      "applied_on": loan.applied_on, "updated_at": now}
+            updated = session.execute(
+                loan_directory.update().where(loan_directory.c.loan_id == str(loan.id))
+                .where(loan_directory.c.status != values["status"]).values(**values))
+            if updated.rowcount == 0:
+                exists = session.execute(select(loan_directory.c.loan_id).where(
+                    loan_directory.c.loan_id == str(loan.id))).first()
+                if exists is None:
+                    session.execute(loan_directory.insert().values(loan_id=str(loan.id),
+                                                                   **values))
+
+
+def _request_hash(cmd: c.Command) -> str:
+    payload = cmd.model_dump_json(exclude={"idempotency_key"})
+    return hashlib.sha256(payload.encode()).hexdigest()

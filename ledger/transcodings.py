@@ -1,0 +1,37 @@
+"""Transcodings for the types stored in events and snapshots (the library knows none of them)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from eventsourcing.persistence import Transcoder, Transcoding
+
+from domain.servicing import InstallmentState
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class InstallmentStateAsDict(Transcoding):
+    type = InstallmentState
+    name = "installment"
+
+    def encode(self, obj: InstallmentState) -> dict[str, Any]:
+        return obj.as_dict()
+
+    def decode(self, data: dict[str, Any]) -> InstallmentState:
+        return InstallmentState.from_dict(data)
+
+
+def register_all(transcoder: Transcoder) -> None:
+    transcoder.register(DateAsISO())
+    transcoder.register(InstallmentStateAsDict())
