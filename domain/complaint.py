@@ -54,6 +54,7 @@ class Complaint(Aggregate):
         handler: str
 
         def apply(self, complaint: Complaint) -> None:
+            complaint.last_step_on = self.business_date
             complaint.status = ComplaintStatus.ACKNOWLEDGED
             complaint.acknowledged_on = self.business_date
             complaint.handler = self.handler
@@ -65,6 +66,7 @@ class Complaint(Aggregate):
         reason: str
 
         def apply(self, complaint: Complaint) -> None:
+            complaint.last_step_on = self.business_date
             complaint.status = ComplaintStatus.ESCALATED
             complaint.escalation_level = self.level
 
@@ -74,6 +76,7 @@ class Complaint(Aggregate):
         resolution: str
 
         def apply(self, complaint: Complaint) -> None:
+            complaint.last_step_on = self.business_date
             complaint.status = ComplaintStatus.RESOLVED
             complaint.resolved_on = self.business_date
 
@@ -83,6 +86,7 @@ class Complaint(Aggregate):
         reason: str
 
         def apply(self, complaint: Complaint) -> None:
+            complaint.last_step_on = self.business_date
             complaint.status = ComplaintStatus.ACKNOWLEDGED
             complaint.resolved_on = None
             complaint.reopen_count += 1
@@ -94,6 +98,7 @@ class Complaint(Aggregate):
         self.category = category
         self.description = description
         self.filed_on = business_date
+        self.last_step_on = business_date  # no step may be dated before the one before it
         self.status = ComplaintStatus.FILED
         self.acknowledged_on: date | None = None
         self.resolved_on: date | None = None
@@ -153,7 +158,7 @@ class Complaint(Aggregate):
                 field="complaint_id", rule=f"status_{action}")
 
     def _check_date(self, business_date: date) -> None:
-        latest = max(d for d in (self.filed_on, self.acknowledged_on, self.resolved_on) if d)
-        if business_date < latest:
-            raise InvalidDate(f"business_date {business_date} is before {latest}",
+        if business_date < self.last_step_on:
+            raise InvalidDate(f"business_date {business_date} is before {self.last_step_on},"
+                              f" the date of the complaint's last step",
                               field="business_date", rule="not_backdated")

@@ -8,11 +8,12 @@ on today's schedule code.
 
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
@@ -37,10 +38,11 @@ from domain.errors import (
 from domain.money import CALC, Currency
 from domain.schedule import AmortizationMethod, Installment, build_schedule, monthly_due_dates
 from domain.servicing import InstallmentState, LoanStatus, RestructureKind
-from domain.terms import LoanTerms, PrepaymentOption, check_positive, check_rate
+from domain.terms import LoanTerms, PrepaymentOption, check_rate
 
 ZERO = Decimal(0)
 ONE_DAY = timedelta(days=1)
+DEFAULT_POLICY = DelinquencyPolicy()
 
 
 def _schedule_dicts(installments: list[Installment]) -> list[dict[str, Any]]:
@@ -98,21 +100,28 @@ class Loan(Aggregate):
             loan.principal_not_due = self.amount
             loan.installments = [InstallmentState.from_dict(d) for d in self.schedule]
             loan.last_closed_on = self.business_date - ONE_DAY
+            loan.accrued_through = self.business_date - ONE_DAY
             loan.segment_start = self.business_date
 
     class InterestAccrued(Aggregate.Event):
-        """One business day closed: the day's posted interest (may be zero) and, for audit,
-        the period's exact cumulative accrual the posted amounts are rounded from."""
+        """A business day's posted interest (may be zero) and, for audit, the period's exact
+        cumulative accrual the posted amounts are rounded from.
+
+        Posted by end of day (``end_of_day``: the day is closed), or earlier by a repayment
+        that must see the day's interest and the installment falling due that day."""
 
         TOPIC = "loan.InterestAccrued"
         business_date: date
         amount: Decimal
         period_exact: Decimal
+        end_of_day: bool
 
         def apply(self, loan: Loan) -> None:
             loan.interest_accrued += self.amount
             loan.interest_accrued_total += self.amount
-            loan.last_closed_on = self.business_date
+            loan.accrued_through = self.business_date
+            if self.end_of_day:
+                loan.last_closed_on = self.business_date
 
     class InstallmentFellDue(Aggregate.Event):
         TOPIC = "loan.InstallmentFellDue"
@@ -131,6 +140,7 @@ class Loan(Aggregate):
             loan.interest_accrued -= self.interest
             # A new accrual period starts on the due date with the reduced base.
             loan.period_exact_closed = ZERO
+            loan.interest_settled_in_period = ZERO
             loan.segment_start = self.due_date
 
     class BecameOverdue(Aggregate.Event):
@@ -155,6 +165,7 @@ class Loan(Aggregate):
             loan.penalty_outstanding += self.amount
             loan.penalty_accrued_total += self.amount
             loan.penalty_carry = self.carry
+            loan.penalty_through = self.business_date
 
     class DelinquencyChanged(Aggregate.Event):
         TOPIC = "loan.DelinquencyChanged"
@@ -196,9 +207,11 @@ class Loan(Aggregate):
             loan.paid[Component.PRINCIPAL] += alloc.total(Component.PRINCIPAL)
             if self.accrued_interest_paid:
                 loan.interest_accrued -= self.accrued_interest_paid
+                loan.interest_settled_in_period += self.accrued_interest_paid
                 loan.paid[Component.INTEREST] += self.accrued_interest_paid
             if self.prepaid_principal:
-                loan.close_accrual_segment(loan.last_closed_on)
+                # The repayment day still accrues on the old balance; the new one from tomorrow.
+                loan.close_accrual_segment(self.business_date)
                 loan.principal_not_due -= self.prepaid_principal
                 loan.paid[Component.PRINCIPAL] += self.prepaid_principal
             loan.overpayment += self.overpayment
@@ -218,7 +231,7 @@ class Loan(Aggregate):
         observation_until: date
 
         def apply(self, loan: Loan) -> None:
-            loan.close_accrual_segment(loan.last_closed_on)
+            loan.close_accrual_segment(self.business_date)
             for inst in loan.installments:
                 if inst.fell_due:
                     # Unpaid billed principal goes back into the re-amortized balance.
@@ -285,18 +298,19 @@ class Loan(Aggregate):
 
     # ------------------------------------------------------------------ state
     def __init__(self, borrower_id: str, terms: dict[str, Any], business_date: date) -> None:
-        parsed = LoanTerms.from_dict(terms)
+        self.terms = LoanTerms.from_dict(terms)  # parsed once; snapshots transcode it
         self.borrower_id = borrower_id
-        self.terms = terms
-        self.currency = parsed.currency
-        self.annual_rate = parsed.annual_rate
+        self.currency = self.terms.currency
+        self.annual_rate = self.terms.annual_rate
         self.status = LoanStatus.APPLIED
         self.applied_on = business_date
         self.approved_on: date | None = None
         self.disbursed_on: date | None = None
         self.closed_on: date | None = None
         self.written_off_on: date | None = None
-        self.last_closed_on: date | None = None
+        self.last_closed_on: date | None = None  # last business day end of day closed
+        self.accrued_through: date | None = None  # last day whose interest is posted
+        self.penalty_through: date | None = None  # last day whose penalty is posted
         self.disbursed = ZERO
         self.capitalized = ZERO
         self.installments: list[InstallmentState] = []
@@ -304,6 +318,7 @@ class Loan(Aggregate):
         self.interest_accrued = ZERO  # posted, not yet billed
         self.interest_accrued_total = ZERO
         self.period_exact_closed = ZERO  # exact accrual of closed segments in this period
+        self.interest_settled_in_period = ZERO  # accrued interest paid before it was billed
         self.segment_start: date | None = None
         self.penalty_outstanding = ZERO
         self.penalty_accrued_total = ZERO
@@ -330,14 +345,26 @@ class Loan(Aggregate):
 
     @staticmethod
     def create_id(*_: Any, **__: Any) -> UUID:
-        from uuid import uuid4
-
         return uuid4()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Loan:
+        # Repositories copy cached aggregates before every command. Events, Decimals, dates
+        # and terms are immutable, so only the mutable containers need copying; a generic
+        # deepcopy was the largest cost of loading a loan.
+        clone = object.__new__(type(self))
+        state = dict(self.__dict__)
+        state["installments"] = [copy(i) for i in self.installments]
+        for name in ("paid", "classification", "written_off"):
+            state[name] = dict(state[name])
+        if "_pending_events" in state:
+            state["_pending_events"] = list(state["_pending_events"])
+        clone.__dict__.update(state)
+        return clone
 
     # --------------------------------------------------------------- derived
     @property
     def loan_terms(self) -> LoanTerms:
-        return LoanTerms.from_dict(self.terms)
+        return self.terms
 
     @property
     def money_currency(self) -> Currency:
@@ -345,7 +372,7 @@ class Loan(Aggregate):
 
     @property
     def policy(self) -> DelinquencyPolicy:
-        return DelinquencyPolicy()
+        return DEFAULT_POLICY
 
     def installment(self, number: int) -> InstallmentState:
         for inst in self.installments:
@@ -387,9 +414,13 @@ class Loan(Aggregate):
     def classification_dpd(self) -> int:
         return int(self.classification.get("dpd", 0))
 
-    def payoff_amount(self) -> Decimal:
-        """What settles the loan today: arrears, accrued interest and all principal."""
-        return self.arrears_due() + self.interest_accrued + self.principal_not_due
+    def payoff_amount(self, on: date | None = None) -> Decimal:
+        """What settles the loan on ``on``: arrears, interest accrued through that day and all
+        principal. Without a date: what is posted so far."""
+        accrued = self.interest_accrued
+        if on is not None and self.accrued_through is not None and on > self.accrued_through:
+            accrued = self._accrued_target(on)
+        return self.arrears_due() + accrued + self.principal_not_due
 
     def is_in_observation(self, on: date) -> bool:
         return self.observation_until is not None and on <= self.observation_until
@@ -412,7 +443,9 @@ class Loan(Aggregate):
         """Freeze the exact accrual on the current base up to ``through``; a new base follows."""
         if self.segment_start is None or through is None or through <= self.segment_start:
             return
-        self.period_exact_closed += self._segment_exact(through)
+        # CALC, not the ambient 28-digit context: the schedule keeps 34 digits, and an exact
+        # half-cent must round the same way in both.
+        self.period_exact_closed = CALC.add(self.period_exact_closed, self._segment_exact(through))
         self.segment_start = through
 
     def replace_future_installments(self, schedule: list[dict[str, Any]]) -> None:
@@ -420,7 +453,7 @@ class Loan(Aggregate):
 
     def _segment_exact(self, through: date) -> Decimal:
         assert self.segment_start is not None
-        fraction = year_fraction(self.loan_terms.day_count, self.segment_start, through)
+        fraction = year_fraction(self.terms.day_count, self.segment_start, through)
         return CALC.multiply(CALC.multiply(self.principal_not_due, self.annual_rate), fraction)
 
     # ------------------------------------------------------------ commands
@@ -443,7 +476,7 @@ class Loan(Aggregate):
         self._check_status({LoanStatus.APPROVED}, "disburse")
         assert self.approved_on is not None
         self._check_not_before(business_date, self.approved_on)
-        terms = self.loan_terms
+        terms = self.terms
         first_due = first_due or monthly_due_dates(business_date, 2)[1]
         if first_due <= business_date:
             raise InvalidDate("first_due must be after the disbursement date",
@@ -473,16 +506,29 @@ class Loan(Aggregate):
             day += ONE_DAY
 
     def _close_one_day(self, day: date) -> None:
-        terms = self.loan_terms
-        currency = terms.money_currency
-        rounding = terms.product.rounding
-        # 1. interest accrual: cumulative exact accrual of the period, rounded, minus posted.
+        # After a same-day repayment already posted the day's interest, this posts zero and
+        # bills nothing new; it still marks the day closed.
+        self._accrue_and_bill(day, end_of_day=True)
+        self._assess_arrears(day)
+
+    def _accrued_target(self, day: date) -> Decimal:
+        """Posted, unbilled interest of the period once ``day`` is accrued: the rounded exact
+        cumulative, less what a prepayment already settled (so it is not posted again)."""
+        terms = self.terms
+        return (terms.money_currency.round(self._period_exact(day), terms.product.rounding)
+                - self.interest_settled_in_period)
+
+    def _period_exact(self, day: date) -> Decimal:
         assert self.segment_start is not None
-        period_exact = self.period_exact_closed + (
-            self._segment_exact(day) if day > self.segment_start else ZERO)
-        target = currency.round(period_exact, rounding)
+        return CALC.add(self.period_exact_closed,
+                        self._segment_exact(day) if day > self.segment_start else ZERO)
+
+    def _accrue_and_bill(self, day: date, *, end_of_day: bool) -> None:
+        # 1. interest accrual: cumulative exact accrual of the period, rounded, minus posted,
+        #    so the rounding remainder is carried and the period sums exactly.
         self.trigger_event(self.InterestAccrued, business_date=day,
-                           amount=target - self.interest_accrued, period_exact=period_exact)
+                           amount=self._accrued_target(day) - self.interest_accrued,
+                           period_exact=self._period_exact(day), end_of_day=end_of_day)
         # 2. installments falling due (the last one takes whatever principal is left).
         future = self.future()
         for inst in future:
@@ -494,6 +540,13 @@ class Loan(Aggregate):
             self.trigger_event(self.InstallmentFellDue, business_date=day, number=inst.number,
                                due_date=inst.due_date, principal=principal,
                                interest=self.interest_accrued)
+
+    def _assess_arrears(self, day: date) -> None:
+        """Steps 3-5 of closing a day; each is idempotent, so a day whose interest a
+        repayment already posted can be assessed again safely."""
+        terms = self.terms
+        currency = terms.money_currency
+        rounding = terms.product.rounding
         # 3. overdue transition after grace days.
         dpd = self.dpd_on(day)
         grace = terms.product.grace_days
@@ -505,7 +558,7 @@ class Loan(Aggregate):
                                overdue_principal=self.principal_due_unpaid(),
                                overdue_interest=self.interest_due_unpaid())
         # 4. penalty interest (罚息) on overdue principal, optionally compounding on interest.
-        if dpd > grace:
+        if dpd > grace and (self.penalty_through is None or day > self.penalty_through):
             base = self.principal_due_unpaid()
             if terms.product.compound_penalty:
                 base += self.interest_due_unpaid()
@@ -530,8 +583,8 @@ class Loan(Aggregate):
     def charge_fee(self, business_date: date, amount: Decimal, kind: str) -> None:
         self._check_active("charge a fee")
         self._check_not_before(business_date, self.last_event_date)
-        check_positive(amount, field="amount")
-        self.money_currency.check_amount(amount, field="amount")
+        # Parsed like every other amount at the edge: strings accepted, booked in minor units.
+        amount = self.money_currency.check_amount(amount, field="amount")
         self.trigger_event(self.FeeCharged, business_date=business_date, amount=amount, kind=kind)
 
     def receive_repayment(self, business_date: date, amount: Decimal, currency: str,
@@ -539,8 +592,17 @@ class Loan(Aggregate):
         self._check_active("receive a repayment")
         self._check_currency(currency)
         self._check_not_before(business_date, self.last_event_date)
-        terms = self.loan_terms
+        terms = self.terms
         amount = self.money_currency.check_amount(amount, field="amount")
+        payoff = self.payoff_amount(business_date)
+        if amount > payoff and not terms.product.allow_overpayment:
+            raise OverpaymentNotAllowed(
+                f"amount {amount} exceeds the payoff amount {payoff}", field="amount",
+                rule="at_most_payoff")
+        # The payment sees today's interest and any installment falling due today.
+        if self.accrued_through is None or business_date > self.accrued_through:
+            self.close_day(business_date - ONE_DAY)
+            self._accrue_and_bill(business_date, end_of_day=False)
         items = self._due_items(business_date)
         allocation = allocate(amount, items, terms.product.allocation_waterfall)
         remainder = allocation.remainder
@@ -551,15 +613,15 @@ class Loan(Aggregate):
             # Full payoff: settle accrued interest and every remaining principal; keep the rest.
             accrued_paid, prepaid = self.interest_accrued, self.principal_not_due
             overpayment = remainder - payoff_rest
-            if overpayment and not terms.product.allow_overpayment:
-                raise OverpaymentNotAllowed(
-                    f"amount exceeds the payoff amount {self.payoff_amount()} by {overpayment}",
-                    field="amount", rule="at_most_payoff")
             new_schedule = []
         elif remainder > 0:
-            prepaid = remainder
-            new_schedule = _schedule_dicts(self._rebuilt_schedule(
-                business_date, self.principal_not_due - prepaid, terms.product.prepayment))
+            # Interest accrued to date is settled before principal is prepaid, as at payoff;
+            # so a payment short of payoff never prepays more principal than is outstanding.
+            accrued_paid = min(remainder, self.interest_accrued)
+            prepaid = remainder - accrued_paid
+            if prepaid:
+                new_schedule = _schedule_dicts(self._rebuilt_schedule(
+                    business_date, self.principal_not_due - prepaid, terms.product.prepayment))
         self.trigger_event(
             self.RepaymentReceived, business_date=business_date, amount=amount,
             allocation=allocation.as_dict(), accrued_interest_paid=accrued_paid,
@@ -573,7 +635,7 @@ class Loan(Aggregate):
                     capitalize_arrears: bool = False) -> None:
         self._check_active("restructure")
         self._check_not_before(business_date, self.last_event_date)
-        terms = self.loan_terms
+        terms = self.terms
         remaining = len(self.future())
         rate = self.annual_rate
         if kind == RestructureKind.EXTENSION:
@@ -634,7 +696,8 @@ class Loan(Aggregate):
     @property
     def last_event_date(self) -> date:
         dates = [d for d in (self.applied_on, self.approved_on, self.disbursed_on,
-                             self.last_closed_on) if d is not None]
+                             self.last_closed_on, self.accrued_through, self.written_off_on,
+                             self.closed_on) if d is not None]
         return max(dates)
 
     def _due_items(self, business_date: date) -> list[DueItem]:
@@ -658,7 +721,7 @@ class Loan(Aggregate):
         future = self.future()
         if principal <= 0 or not future:
             return []
-        terms = self.loan_terms
+        terms = self.terms
         fixed: Decimal | None = None
         if option == PrepaymentOption.SHORTEN_TERM:
             first = future[0]
@@ -672,7 +735,7 @@ class Loan(Aggregate):
 
     def _schedule_from(self, business_date: date, principal: Decimal, count: int,
                        rate: Decimal) -> list[Installment]:
-        terms = self.loan_terms
+        terms = self.terms
         future = self.future()
         billed = self.billed()
         anchor = (future[0].due_date if future else

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
 
     # Engine behaviour.
     snapshot_interval: int = Field(200, ge=10)
+    aggregate_cache_size: int = Field(10_000, ge=0, description="0 turns the cache off")
     command_retries: int = Field(5, ge=1)
     eod_chunk_size: int = Field(500, ge=1)
 

@@ -8,6 +8,7 @@ from typing import Any
 from eventsourcing.persistence import Transcoder, Transcoding
 
 from domain.servicing import InstallmentState
+from domain.terms import LoanTerms
 
 
 class DateAsISO(Transcoding):
@@ -32,6 +33,18 @@ class InstallmentStateAsDict(Transcoding):
         return InstallmentState.from_dict(data)
 
 
+class LoanTermsAsDict(Transcoding):
+    type = LoanTerms
+    name = "loan_terms"
+
+    def encode(self, obj: LoanTerms) -> dict[str, Any]:
+        return obj.as_dict()
+
+    def decode(self, data: dict[str, Any]) -> LoanTerms:
+        return LoanTerms.from_dict(data)
+
+
 def register_all(transcoder: Transcoder) -> None:
     transcoder.register(DateAsISO())
     transcoder.register(InstallmentStateAsDict())
+    transcoder.register(LoanTermsAsDict())
