@@ -43,6 +43,7 @@ from domain.terms import LoanTerms, PrepaymentOption, check_rate
 ZERO = Decimal(0)
 ONE_DAY = timedelta(days=1)
 DEFAULT_POLICY = DelinquencyPolicy()
+CLASS_KEYS = ("bucket", "category", "stage")
 
 
 def _schedule_dicts(installments: list[Installment]) -> list[dict[str, Any]]:
@@ -411,6 +412,14 @@ class Loan(Aggregate):
     def dpd_on(self, business_date: date) -> int:
         return days_past_due(business_date, self.oldest_unpaid_due_date())
 
+    @property
+    def current_dpd(self) -> int:
+        """DPD at the close of the last closed business day (the stored classification keeps
+        the DPD of its last transition only)."""
+        if self.status != LoanStatus.ACTIVE or self.last_closed_on is None:
+            return self.classification_dpd()
+        return self.dpd_on(self.last_closed_on)
+
     def classification_dpd(self) -> int:
         return int(self.classification.get("dpd", 0))
 
@@ -576,7 +585,8 @@ class Loan(Aggregate):
     def _reclassify(self, day: date, dpd: int) -> None:
         current = classify(dpd, restructured_in_observation=self.is_in_observation(day),
                            policy=self.policy).as_dict()
-        if current != self.classification:
+        # A transition is a change of bucket, five-category or stage; DPD alone moves daily.
+        if any(current[k] != self.classification.get(k) for k in CLASS_KEYS):
             self.trigger_event(self.DelinquencyChanged, business_date=day,
                                previous=self.classification, current=current)
 
@@ -800,7 +810,7 @@ class LoanView:
 
     @classmethod
     def of(cls, loan: Loan) -> LoanView:
-        c = loan.classification
+        c = dict(loan.classification, dpd=loan.current_dpd)
         return cls(
             loan_id=str(loan.id), borrower_id=loan.borrower_id, status=str(loan.status),
             currency=loan.currency, principal_outstanding=loan.principal_outstanding,

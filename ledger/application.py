@@ -69,7 +69,7 @@ class LoanLedger(Application[UUID]):
         self.snapshotting_intervals = {Loan: self.settings.snapshot_interval, Complaint: 100}
         self.snapshotting_projectors = {Loan: project, Complaint: project}
         env = {
-            "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+            "PERSISTENCE_MODULE": "ledger.persistence:LedgerFactory",
             "SQLALCHEMY_URL": self.settings.database_url,
             "CREATE_TABLE": "n",  # alembic owns every table
             "IS_SNAPSHOTTING_ENABLED": "y",

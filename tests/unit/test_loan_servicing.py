@@ -1,0 +1,398 @@
+"""Servicing a disbursed loan: end of day, arrears, penalties, repayments, payoff, write-off."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+
+from domain.allocation import Component
+from domain.errors import (
+    CurrencyMismatch,
+    InvalidDate,
+    LoanNotActive,
+    OverpaymentNotAllowed,
+    ValidationError,
+)
+from domain.loan import Loan
+from domain.money import CALC
+from domain.servicing import LoanStatus
+from domain.terms import PrepaymentOption, ProductTerms
+from tests.factories import (
+    FIRST_DUE,
+    active_loan,
+    of_type,
+    pay,
+    replay,
+    state_of,
+)
+
+D = Decimal
+
+
+def overdue_loan(days_late: int, *, product: ProductTerms | None = None) -> Loan:
+    """A loan whose first installment (due 10 Feb) is ``days_late`` days unpaid."""
+    loan = active_loan(product=product)
+    loan.close_day(FIRST_DUE + timedelta(days=days_late))
+    return loan
+
+
+# ------------------------------------------------------------------- accrual and billing
+
+
+@pytest.mark.parametrize("day_count", ["30/360", "ACT/365F"])
+@pytest.mark.parametrize("method", ["annuity", "equal_principal"])
+def test_daily_accruals_sum_to_each_periods_scheduled_interest(day_count: str,
+                                                               method: str) -> None:
+    # Given a loan repaid exactly on every due date,
+    loan = active_loan(day_count=day_count, method=method)
+    scheduled = {i.number: (i.principal, i.interest) for i in loan.installments}
+    for inst in list(loan.installments):
+        pay(loan, inst.due_date, inst.principal + inst.interest)
+    events = loan.collect_events()
+    # then every installment bills exactly the schedule's interest and principal,
+    billed = {e.number: (e.principal, e.interest) for e in of_type(events, Loan.InstallmentFellDue)}
+    assert billed == scheduled
+    # the posted daily accruals add up to the billed interest with no drift,
+    accrued = sum((e.amount for e in of_type(events, Loan.InterestAccrued)), D(0))
+    assert accrued == sum(i for _, i in scheduled.values())
+    # and the last payment closes the loan.
+    assert loan.status == LoanStatus.CLOSED
+    assert isinstance(events[-1], Loan.Closed)
+
+
+def test_interest_accrues_every_day_and_is_posted_in_minor_units() -> None:
+    loan = active_loan()
+    loan.collect_events()
+    loan.close_day(date(2026, 1, 13))
+    accruals = of_type(loan.collect_events(), Loan.InterestAccrued)
+    # The disbursement day itself earns nothing; then 100000 × 12 % / 360 = 33.333… a day,
+    # posted as 33.33, 33.34, 33.33: the rounding remainder is carried, never lost.
+    assert [a.business_date for a in accruals] == [date(2026, 1, d) for d in (10, 11, 12, 13)]
+    assert [a.amount for a in accruals] == [D("0.00"), D("33.33"), D("33.34"), D("33.33")]
+    assert loan.interest_accrued == D("100.00")
+
+
+def test_installment_falls_due_on_its_due_date_not_before() -> None:
+    loan = active_loan()
+    loan.close_day(date(2026, 2, 9))
+    assert not of_type(loan.collect_events(), Loan.InstallmentFellDue)
+    loan.close_day(date(2026, 2, 10))
+    [due] = of_type(loan.collect_events(), Loan.InstallmentFellDue)
+    assert (due.number, due.business_date) == (1, FIRST_DUE)
+    assert (due.principal, due.interest) == (D("7884.88"), D("1000.00"))
+    # Billing moves the accrued interest into the installment.
+    assert loan.interest_accrued == D("0.00")
+    assert loan.arrears_due() == D("8884.88")
+
+
+def test_closing_a_day_twice_posts_nothing_the_second_time() -> None:
+    loan = overdue_loan(5)
+    loan.collect_events()
+    loan.close_day(date(2026, 2, 15))
+    loan.close_day(date(2026, 2, 1))
+    assert loan.collect_events() == []
+
+
+# --------------------------------------------------------------- arrears and delinquency
+
+
+def test_loan_turns_overdue_only_after_the_grace_days() -> None:
+    # Given a product with three grace days and an unpaid first installment,
+    loan = overdue_loan(3, product=ProductTerms(grace_days=3))
+    events = loan.collect_events()
+    # within grace: DPD counts, but the loan is not overdue and no penalty accrues;
+    assert loan.dpd_on(date(2026, 2, 13)) == 3
+    assert not of_type(events, Loan.BecameOverdue) and not of_type(events, Loan.PenaltyAccrued)
+    # the day after grace it becomes overdue, once.
+    loan.close_day(date(2026, 2, 20))
+    events = loan.collect_events()
+    [overdue] = of_type(events, Loan.BecameOverdue)
+    assert (overdue.business_date, overdue.dpd) == (date(2026, 2, 14), 4)
+    assert overdue.oldest_due_date == FIRST_DUE
+    assert overdue.overdue_principal == D("7884.88")
+    assert overdue.overdue_interest == D("1000.00")
+
+
+def test_delinquency_classification_follows_dpd() -> None:
+    loan = overdue_loan(31)
+    changes = of_type(loan.collect_events(), Loan.DelinquencyChanged)
+    assert changes[0].current == {"dpd": 1, "bucket": "M1", "category": "special_mention",
+                                  "stage": 1}
+    assert changes[-1].current == {"dpd": 31, "bucket": "M2", "category": "special_mention",
+                                   "stage": 2}
+    loan.close_day(FIRST_DUE + timedelta(days=91))
+    assert loan.classification["category"] == "substandard"
+    assert loan.classification["stage"] == 3
+
+
+def test_penalty_accrues_on_overdue_principal_at_marked_up_rate_with_carry() -> None:
+    # Given the first installment's principal 7884.88 overdue from 11 Feb,
+    loan = overdue_loan(10)
+    penalties = of_type(loan.collect_events(), Loan.PenaltyAccrued)
+    # a penalty posts each overdue day on the overdue principal only (no compounding),
+    assert [p.business_date for p in penalties] == [date(2026, 2, d) for d in range(11, 21)]
+    assert {p.base for p in penalties} == {D("7884.88")}
+    # at 12 % × (1 + 0.5) = 18 % a year, 30/360: 3.94244 a day; the carry keeps the total
+    # equal to the rounded cumulative exact amount.
+    daily = CALC.divide(D("7884.88") * D("0.18"), D(360))
+    assert penalties[0].amount == D("3.94")
+    assert sum(p.amount for p in penalties) == (daily * 10).quantize(D("0.01"))
+    assert loan.penalty_outstanding == sum(p.amount for p in penalties)
+
+
+def test_compounding_penalty_also_charges_overdue_interest() -> None:
+    loan = overdue_loan(1, product=ProductTerms(compound_penalty=True))
+    [penalty] = of_type(loan.collect_events(), Loan.PenaltyAccrued)
+    assert penalty.base == D("8884.88")
+
+
+# ------------------------------------------------------------------------- repayments
+
+
+def test_repayment_follows_the_waterfall_penalty_fees_interest_principal_oldest_first() -> None:
+    # Given two unpaid installments, ten days of penalty and a late fee,
+    loan = active_loan()
+    loan.close_day(date(2026, 3, 20))
+    loan.charge_fee(date(2026, 3, 20), D("50.00"), "late_fee")
+    penalty = loan.penalty_outstanding
+    loan.collect_events()
+    # when the borrower pays enough for everything except part of the second principal,
+    pay(loan, date(2026, 3, 21), penalty + D("50.00") + D("1000.00") + D("921.15")
+        + D("7884.88") + D("100.00"))
+    [received] = of_type(loan.collect_events(), Loan.RepaymentReceived)
+    lines = [(line["component"], line["installment"], D(line["amount"]))
+             for line in received.allocation["lines"]]
+    # then penalty, fees, both interests (oldest first) and the oldest principal are paid,
+    assert lines == [
+        ("penalty", None, penalty),
+        ("fees", None, D("50.00")),
+        ("interest", 1, D("1000.00")),
+        ("interest", 2, D("921.15")),
+        ("principal", 1, D("7884.88")),
+        ("principal", 2, D("100.00")),
+    ]
+    assert D(received.allocation["remainder"]) == 0
+    assert received.prepaid_principal == 0 and received.overpayment == 0
+    # and the oldest unpaid due date moves to the second installment.
+    assert loan.oldest_unpaid_due_date() == date(2026, 3, 10)
+
+
+def test_interest_first_product_pays_interest_before_penalty() -> None:
+    loan = active_loan(product=ProductTerms(waterfall="interest_first"))
+    loan.close_day(date(2026, 2, 20))
+    pay(loan, date(2026, 2, 21), "1000.00")
+    [received] = of_type(loan.collect_events(), Loan.RepaymentReceived)
+    assert D(received.allocation["interest"]) == D("1000.00")
+    assert D(received.allocation["penalty"]) == 0
+
+
+def test_full_arrears_payment_cures_the_loan() -> None:
+    loan = overdue_loan(10)
+    pay(loan, date(2026, 2, 21), loan.arrears_due())
+    loan.close_day(date(2026, 2, 21))
+    assert loan.overdue_since is None
+    assert loan.classification["category"] == "normal"
+    assert loan.dpd_on(date(2026, 2, 21)) == 0
+
+
+@pytest.mark.parametrize("option", list(PrepaymentOption))
+def test_partial_prepayment_rebuilds_the_schedule_on_the_remaining_principal(
+        option: PrepaymentOption) -> None:
+    # Given a current loan just after its first installment was paid on time,
+    loan = active_loan(product=ProductTerms(prepayment=option))
+    pay(loan, FIRST_DUE, "8884.88")
+    level = loan.future()[0].total
+    remaining_count = len(loan.future())
+    loan.collect_events()
+    # when the borrower prepays 30000 the next day,
+    pay(loan, date(2026, 2, 11), "30000.00")
+    [received] = of_type(loan.collect_events(), Loan.RepaymentReceived)
+    # then the day's accrued interest is settled first and the rest prepays principal,
+    assert received.accrued_interest_paid == D("30.71")
+    assert received.prepaid_principal == D("30000.00") - D("30.71")
+    # and the new schedule's principal sums exactly to what is outstanding.
+    assert received.new_schedule is not None
+    assert sum(D(r["principal"]) for r in received.new_schedule) == loan.principal_not_due
+    assert loan.principal_not_due == D("92115.12") - received.prepaid_principal
+    if option == PrepaymentOption.SHORTEN_TERM:
+        # Same installment, fewer of them.
+        assert len(loan.future()) < remaining_count
+        assert loan.future()[0].total == level
+    else:
+        # Same number of installments, each lower.
+        assert len(loan.future()) == remaining_count
+        assert loan.future()[0].total < level
+
+
+def test_payment_between_principal_and_payoff_never_drives_principal_negative() -> None:
+    # Regression: the excess over arrears used to prepay principal in full first, so a payment
+    # covering all principal but not the accrued interest left principal negative and the
+    # accrued interest unbillable. Accrued interest is now settled first, as at payoff.
+    loan = active_loan()
+    loan.close_day(date(2026, 1, 20))
+    pay(loan, date(2026, 1, 21), D("100001.00"))
+    assert loan.principal_not_due > 0
+    assert loan.interest_accrued == 0
+    # The remaining sliver is billed and repaid normally, then the loan closes.
+    loan.close_day(FIRST_DUE)
+    pay(loan, date(2026, 2, 11), loan.payoff_amount(date(2026, 2, 11)))
+    assert loan.status == LoanStatus.CLOSED
+
+
+def test_interest_settled_by_a_prepayment_is_not_posted_again() -> None:
+    loan = active_loan()
+    loan.close_day(date(2026, 1, 20))
+    pay(loan, date(2026, 1, 21), "366.67")  # exactly the interest accrued through 21 Jan
+    assert loan.interest_accrued == 0
+    loan.collect_events()
+    loan.close_day(date(2026, 1, 22))
+    # Closing 21 Jan posts nothing more (the repayment already accrued it); 22 Jan a day's worth.
+    accruals = of_type(loan.collect_events(), Loan.InterestAccrued)
+    assert [a.amount for a in accruals] == [D("0.00"), D("33.33")]
+
+
+def test_full_payoff_closes_the_loan_and_keeps_the_excess_as_overpayment() -> None:
+    loan = active_loan()
+    pay(loan, FIRST_DUE, "8884.88")
+    payoff = loan.payoff_amount(date(2026, 3, 1))
+    pay(loan, date(2026, 3, 1), payoff + D("12.34"))
+    events = loan.collect_events()
+    [received] = of_type(events, Loan.RepaymentReceived)[-1:]
+    assert received.overpayment == D("12.34")
+    assert isinstance(events[-1], Loan.Closed)
+    assert loan.status == LoanStatus.CLOSED
+    assert loan.principal_outstanding == 0
+    assert loan.overpayment == D("12.34")
+    # Every cent paid is accounted for as principal, interest or overpayment.
+    assert (loan.paid[Component.PRINCIPAL] + loan.paid[Component.INTEREST] + loan.overpayment
+            == D("8884.88") + payoff + D("12.34"))
+
+
+def test_overpayment_is_refused_when_the_product_forbids_it() -> None:
+    loan = active_loan(product=ProductTerms(allow_overpayment=False))
+    loan.close_day(date(2026, 1, 20))
+    loan.collect_events()
+    with pytest.raises(OverpaymentNotAllowed) as caught:
+        loan.receive_repayment(date(2026, 1, 21), D("200000.00"), "CNY")
+    assert (caught.value.field, caught.value.rule) == ("amount", "at_most_payoff")
+    assert loan.collect_events() == []
+
+
+def test_repaying_a_closed_loan_is_refused() -> None:
+    loan = active_loan()
+    pay(loan, date(2026, 1, 21), loan.payoff_amount(date(2026, 1, 21)))
+    assert loan.status == LoanStatus.CLOSED
+    loan.collect_events()
+    with pytest.raises(LoanNotActive) as caught:
+        loan.receive_repayment(date(2026, 1, 22), D("1.00"), "CNY")
+    assert caught.value.field == "loan_id"
+    assert loan.collect_events() == []
+
+
+def test_payment_in_another_currency_is_refused() -> None:
+    loan = active_loan()
+    loan.collect_events()
+    with pytest.raises(CurrencyMismatch) as caught:
+        loan.receive_repayment(date(2026, 1, 20), D("100.00"), "USD")
+    assert caught.value.field == "currency"
+    assert loan.collect_events() == []
+
+
+@pytest.mark.parametrize("amount", [D("0"), D("-5.00"), D("1.001")])
+def test_bad_repayment_amounts_are_refused(amount: Decimal) -> None:
+    loan = active_loan()
+    loan.collect_events()
+    with pytest.raises(ValidationError) as caught:
+        loan.receive_repayment(date(2026, 1, 20), amount, "CNY")
+    assert caught.value.field == "amount"
+    assert loan.collect_events() == []
+
+
+# ------------------------------------------------------------------------------- fees
+
+
+def test_charged_fee_is_owed_and_paid_before_interest() -> None:
+    loan = active_loan()
+    loan.charge_fee(date(2026, 1, 15), D("25.00"), "statement_fee")
+    [fee] = of_type(loan.collect_events(), Loan.FeeCharged)
+    assert (fee.amount, fee.kind) == (D("25.00"), "statement_fee")
+    assert loan.fees_outstanding == D("25.00")
+    pay(loan, FIRST_DUE, "8909.88")
+    assert loan.fees_outstanding == 0
+    assert loan.arrears_due() == 0
+
+
+@pytest.mark.parametrize("amount", ["0", "-1", "1.001"])
+def test_bad_fee_amounts_are_refused(amount: str) -> None:
+    loan = active_loan()
+    loan.collect_events()
+    with pytest.raises(ValidationError) as caught:
+        loan.charge_fee(date(2026, 1, 15), D(amount), "statement_fee")
+    assert caught.value.field == "amount"
+    assert loan.collect_events() == []
+
+
+def test_fee_given_as_string_is_booked_in_minor_units() -> None:
+    loan = active_loan()
+    loan.charge_fee(date(2026, 1, 15), "25", "statement_fee")  # type: ignore[arg-type]
+    assert of_type(loan.collect_events(), Loan.FeeCharged)[0].amount == D("25.00")
+
+
+# ------------------------------------------------------------------ write-off, recovery
+
+
+def test_write_off_removes_every_balance_and_classifies_as_loss() -> None:
+    loan = overdue_loan(200)
+    principal, penalty = loan.principal_outstanding, loan.penalty_outstanding
+    interest = loan.interest_due_unpaid() + loan.interest_accrued
+    loan.write_off(date(2026, 8, 29), reason="uncollectable")
+    [written_off] = of_type(loan.collect_events(), Loan.WrittenOff)
+    assert (written_off.principal, written_off.interest, written_off.penalty) == (
+        principal, interest, penalty)
+    assert loan.status == LoanStatus.WRITTEN_OFF
+    assert loan.principal_outstanding == 0 and loan.arrears_due() == 0
+    assert loan.classification["category"] == "loss"
+    assert loan.classification["stage"] == 3
+    # Nothing accrues on a written-off loan, and it takes no ordinary repayments.
+    loan.close_day(date(2026, 12, 31))
+    assert loan.collect_events() == []
+    with pytest.raises(LoanNotActive):
+        loan.receive_repayment(date(2026, 9, 1), D("100.00"), "CNY")
+
+
+def test_recovery_after_write_off_is_recorded() -> None:
+    loan = overdue_loan(200)
+    loan.write_off(date(2026, 8, 29), reason="uncollectable")
+    loan.receive_recovery(date(2026, 9, 15), D("5000.00"), "CNY", reference="collector-7")
+    [recovery] = of_type(loan.collect_events(), Loan.RecoveryReceived)
+    assert (recovery.amount, recovery.reference) == (D("5000.00"), "collector-7")
+    assert loan.recovered == D("5000.00")
+
+
+def test_recovery_on_an_active_loan_is_refused() -> None:
+    loan = active_loan()
+    loan.collect_events()
+    with pytest.raises(LoanNotActive) as caught:
+        loan.receive_recovery(date(2026, 2, 1), D("1.00"), "CNY")
+    assert caught.value.rule == "written_off"
+    assert loan.collect_events() == []
+
+
+def test_recovery_cannot_be_dated_before_the_write_off() -> None:
+    # A recovery dated before the write-off would put cash before the charge-off in the journal.
+    loan = overdue_loan(10)
+    loan.write_off(date(2026, 3, 1), reason="fraud")
+    loan.collect_events()
+    with pytest.raises(InvalidDate) as caught:
+        loan.receive_recovery(date(2026, 2, 25), D("1.00"), "CNY")
+    assert (caught.value.field, caught.value.rule) == ("business_date", "not_backdated")
+    assert loan.collect_events() == []
+
+
+def test_written_off_loan_replays_to_the_same_state() -> None:
+    loan = overdue_loan(40)
+    loan.write_off(date(2026, 3, 25), reason="uncollectable")
+    loan.receive_recovery(date(2026, 4, 1), D("10.00"), "CNY")
+    assert state_of(replay(loan.collect_events())) == state_of(loan)
