@@ -40,6 +40,9 @@ class Complaint(Aggregate):
     class Event(Aggregate.Event):
         TOPIC = "complaint.Event"
 
+    class Snapshot(Aggregate.Snapshot):
+        TOPIC = "complaint.Snapshot"
+
     class Filed(Aggregate.Created):
         TOPIC = "complaint.Filed"
         loan_id: str

@@ -57,6 +57,9 @@ class Loan(Aggregate):
     class Event(Aggregate.Event):
         TOPIC = "loan.Event"
 
+    class Snapshot(Aggregate.Snapshot):
+        TOPIC = "loan.Snapshot"
+
     class Applied(Aggregate.Created):
         TOPIC = "loan.Applied"
         borrower_id: str
@@ -226,7 +229,11 @@ class Loan(Aggregate):
         business_date: date
         kind: str
         annual_rate: Decimal
-        capitalized: Decimal
+        capitalized: Decimal  # = capitalized interest + penalty + fees
+        capitalized_interest: Decimal
+        capitalized_penalty: Decimal
+        capitalized_fees: Decimal
+        principal_due_reamortized: Decimal  # billed, unpaid principal taken back into the plan
         reamortized_principal: Decimal
         new_schedule: list[dict[str, Any]]
         observation_until: date
@@ -256,7 +263,8 @@ class Loan(Aggregate):
         TOPIC = "loan.WrittenOff"
         business_date: date
         principal: Decimal
-        interest: Decimal
+        interest: Decimal  # billed and unpaid
+        accrued_interest: Decimal  # accrued, not yet billed
         penalty: Decimal
         fees: Decimal
         reason: str
@@ -266,6 +274,7 @@ class Loan(Aggregate):
             loan.written_off_on = self.business_date
             loan.written_off = {
                 "principal": self.principal, "interest": self.interest,
+                "accrued_interest": self.accrued_interest,
                 "penalty": self.penalty, "fees": self.fees,
             }
             loan.principal_not_due = ZERO
@@ -666,10 +675,11 @@ class Loan(Aggregate):
             rate, count = new_annual_rate, max(remaining, 1)
         else:  # capitalization of arrears keeps the remaining term
             capitalize_arrears, count = True, max(remaining, 1)
-        capitalized = ZERO
+        interest = penalty = fees = ZERO
         if capitalize_arrears:
-            capitalized = (self.interest_due_unpaid() + self.penalty_outstanding
-                           + self.fees_outstanding)
+            interest = self.interest_due_unpaid()
+            penalty, fees = self.penalty_outstanding, self.fees_outstanding
+        capitalized = interest + penalty + fees
         principal = self.principal_outstanding + capitalized
         if principal <= 0:
             raise InvalidTransition("nothing to restructure: no principal outstanding",
@@ -677,7 +687,10 @@ class Loan(Aggregate):
         schedule = self._schedule_from(business_date, principal, count, rate)
         self.trigger_event(
             self.Restructured, business_date=business_date, kind=str(kind), annual_rate=rate,
-            capitalized=capitalized, reamortized_principal=principal,
+            capitalized=capitalized, capitalized_interest=interest,
+            capitalized_penalty=penalty, capitalized_fees=fees,
+            principal_due_reamortized=self.principal_due_unpaid(),
+            reamortized_principal=principal,
             new_schedule=_schedule_dicts(schedule),
             observation_until=business_date + timedelta(days=terms.product.observation_days))
         self._reclassify(business_date, self.dpd_on(business_date))
@@ -687,9 +700,9 @@ class Loan(Aggregate):
         self._check_not_before(business_date, self.last_event_date)
         self.trigger_event(
             self.WrittenOff, business_date=business_date,
-            principal=self.principal_outstanding,
-            interest=self.interest_due_unpaid() + self.interest_accrued,
-            penalty=self.penalty_outstanding, fees=self.fees_outstanding, reason=reason)
+            principal=self.principal_outstanding, interest=self.interest_due_unpaid(),
+            accrued_interest=self.interest_accrued, penalty=self.penalty_outstanding,
+            fees=self.fees_outstanding, reason=reason)
 
     def receive_recovery(self, business_date: date, amount: Decimal, currency: str,
                          reference: str = "") -> None:

@@ -57,8 +57,22 @@ def handled() -> Iterator[None]:
         yield
     except LedgerError as e:
         where = f" [field={e.field}, rule={e.rule}]" if e.field else f" [rule={e.rule}]"
-        err.print(f"[bold red]error:[/] {escape(e.message + where)}", highlight=False)
+        # soft_wrap: one line even on a pipe, where rich would otherwise wrap at 80 columns.
+        err.print(f"[bold red]error:[/] {escape(e.message + where)}", highlight=False,
+                  soft_wrap=True)
         raise typer.Exit(EXIT_CODES.get(e.kind, 1)) from None
+    except _database_errors() as e:  # evaluated only once something was raised
+        reason = str(getattr(e, "orig", e)).strip().splitlines()[0]
+        message = (f"cannot open the database at {_safe(Settings().database_url)}: {reason}"
+                   " [field=database_url, rule=reachable]")
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    from sqlalchemy.exc import OperationalError
+
+    return (OperationalError,)
 
 
 def parse_date(value: str | None, option: str) -> date | None:
@@ -88,9 +102,10 @@ def db_upgrade() -> None:
     """Create or migrate every table (event store and read models) through alembic."""
     from ledger import migrations
 
-    url = Settings().database_url
-    migrations.upgrade(url)
-    out.print(f"database at {_safe(url)} is at revision {migrations.current(url)}")
+    with handled():
+        url = Settings().database_url
+        migrations.upgrade(url)
+        out.print(f"database at {_safe(url)} is at revision {migrations.current(url)}")
 
 
 @db_app.command("current")
@@ -98,8 +113,9 @@ def db_current() -> None:
     """Show the schema revision of the configured database."""
     from ledger import migrations
 
-    url = Settings().database_url
-    out.print(f"{_safe(url)}: {migrations.current(url) or 'empty (run ledger db upgrade)'}")
+    with handled():
+        url = Settings().database_url
+        out.print(f"{_safe(url)}: {migrations.current(url) or 'empty (run ledger db upgrade)'}")
 
 
 def _safe(url: str) -> str:
@@ -180,9 +196,9 @@ def eod(through: Annotated[str, typer.Option(help="Close every business day up t
                                                   "date (YYYY-MM-DD)")]) -> None:
     """Close business days: interest accrual, installments falling due, overdue, penalties."""
     with handled():
-        ledger = _app()
         day = parse_date(through, "--through")
         assert day is not None
+        ledger = _app()
         active = len(ledger.loan_ids("active"))
         with _progress() as progress:
             task = progress.add_task(f"closing through {day}", total=active)
@@ -291,12 +307,12 @@ def loan_history(loan_id: str, format: Format = Format.table,
                      help="Include the daily InterestAccrued events")] = True) -> None:
     """Every event of the loan, in order, with its business date and amounts."""
     with handled():
-        ledger = _app()
         try:
             uid = UUID(loan_id)
         except ValueError:
             raise ValidationError(f"{loan_id!r} is not a loan id (UUID)", field="loan_id",
                                   rule="uuid") from None
+        ledger = _app()
         rows = []
         for e in ledger.loan_history(uid):
             if not accruals and type(e).__name__ == "InterestAccrued":

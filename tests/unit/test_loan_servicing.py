@@ -349,8 +349,9 @@ def test_write_off_removes_every_balance_and_classifies_as_loss() -> None:
     interest = loan.interest_due_unpaid() + loan.interest_accrued
     loan.write_off(date(2026, 8, 29), reason="uncollectable")
     [written_off] = of_type(loan.collect_events(), Loan.WrittenOff)
-    assert (written_off.principal, written_off.interest, written_off.penalty) == (
-        principal, interest, penalty)
+    assert (written_off.principal, written_off.interest + written_off.accrued_interest,
+            written_off.penalty) == (principal, interest, penalty)
+    assert written_off.accrued_interest == loan.written_off["accrued_interest"]
     assert loan.status == LoanStatus.WRITTEN_OFF
     assert loan.principal_outstanding == 0 and loan.arrears_due() == 0
     assert loan.classification["category"] == "loss"
