@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Snapshot as BaseSnapshot
 
 from domain.errors import ComplaintStateError, InvalidDate, ValidationError
 
@@ -40,7 +41,7 @@ class Complaint(Aggregate):
     class Event(Aggregate.Event):
         TOPIC = "complaint.Event"
 
-    class Snapshot(Aggregate.Snapshot):
+    class Snapshot(BaseSnapshot):
         TOPIC = "complaint.Snapshot"
 
     class Filed(Aggregate.Created):

@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Snapshot as BaseSnapshot
 
 from domain.allocation import Allocation, Component, DueItem, allocate
 from domain.daycount import year_fraction
@@ -57,7 +58,7 @@ class Loan(Aggregate):
     class Event(Aggregate.Event):
         TOPIC = "loan.Event"
 
-    class Snapshot(Aggregate.Snapshot):
+    class Snapshot(BaseSnapshot):
         TOPIC = "loan.Snapshot"
 
     class Applied(Aggregate.Created):
