@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.domain import Snapshot as BaseSnapshot
+from eventsourcing.utils import register_topic
 
 from domain.errors import ComplaintStateError, InvalidDate, ValidationError
 
@@ -166,3 +167,8 @@ class Complaint(Aggregate):
             raise InvalidDate(f"business_date {business_date} is before {self.last_step_on},"
                               f" the date of the complaint's last step",
                               field="business_date", rule="not_backdated")
+
+
+# The library registers pinned topics of nested *events* only; snapshots need it done by hand,
+# or a fresh process could not read a stored snapshot.
+register_topic(Complaint.Snapshot.TOPIC, Complaint.Snapshot)

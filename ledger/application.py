@@ -34,7 +34,6 @@ from domain.errors import (
     LoanNotFound,
 )
 from domain.loan import Loan
-from domain.servicing import LoanStatus
 from domain.terms import LoanTerms, PrepaymentOption
 from ledger import commands as c
 from ledger.settings import Settings
@@ -51,6 +50,14 @@ class EodSummary:
     loans: int
     events: int
     seconds: float
+    partition: str = "1/1"
+    workers: int = 1
+    clock_advanced: bool = True  # False while other partitions of the date are still open
+    skipped: bool = False  # a scheduled run found the day already closed
+
+    @property
+    def loans_per_second(self) -> float:
+        return self.loans / self.seconds if self.seconds else 0.0
 
 
 def project(aggregate: Any, events: Iterable[Any]) -> Any:
@@ -259,45 +266,21 @@ class LoanLedger(Application[UUID]):
 
     # -------------------------------------------------------------- end of day
     def close_business_days(self, through: date,
-                            progress: Callable[[int], None] | None = None) -> EodSummary:
-        """Close every business day up to ``through`` for every active loan, chunk by chunk.
+                            progress: Callable[[int], None] | None = None, *,
+                            workers: int | None = None, partition: str | None = None,
+                            wait: float | None = None) -> EodSummary:
+        """Close every business day up to ``through`` for every active loan (end of day).
 
-        Each chunk of loans is saved in one transaction; a loan remembers its last closed day,
-        so a rerun after a crash closes only what is missing and posts nothing twice.
+        The bulk path in ``ledger.eod``: one EOD at a time (database lock; a second one waits
+        ``wait`` seconds, then raises ``EndOfDayRunning``), chunks of loans in loan-id order,
+        each chunk's events in one transaction; a loan remembers its last closed day, so a
+        rerun after a crash closes only what is missing and posts nothing twice. The clock
+        advances once every chunk (and every partition ``k/N``) is done.
         """
-        import time
+        from ledger.eod import WHOLE_BOOK, Partition, run_end_of_day
 
-        started = time.perf_counter()
-        closed = self.closed_through()
-        if closed is not None and through < closed:
-            raise InvalidDate(f"already closed through {closed}; cannot close {through}",
-                              field="through", rule="not_before_closed")
-        loans = events = 0
-        after = ""
-        while ids := self.loan_ids(LoanStatus.ACTIVE, after=after,
-                                   limit=self.settings.eod_chunk_size):
-            chunk = [self.get_loan(loan_id) for loan_id in ids]
-            for loan in chunk:
-                loan.close_day(through)
-            # Closing days never changes a loan's lifecycle status: no directory writes here.
-            recordings = self.save(*chunk)
-            loans += len(chunk)
-            events += len(recordings)
-            after = str(ids[-1])
-            if progress:
-                progress(len(chunk))
-        self._set_clock(through)
-        return EodSummary(closed_from=closed + ONE_DAY if closed else None,
-                          closed_through=through, loans=loans, events=events,
-                          seconds=time.perf_counter() - started)
-
-    def _set_clock(self, through: date) -> None:
-        with self.transaction() as session:
-            current = session.execute(select(ledger_clock.c.closed_through)).scalar()
-            if current is None:
-                session.execute(ledger_clock.insert().values(id=1, closed_through=through))
-            elif through > current:
-                session.execute(ledger_clock.update().values(closed_through=through))
+        return run_end_of_day(self, through, workers=workers, progress=progress, wait=wait,
+                              partition=Partition.parse(partition) if partition else WHOLE_BOOK)
 
     # ----------------------------------------------------------------- plumbing
     def _on_loan(self, cmd: c.LoanCommand, action: Callable[[Loan, date], None], *,

@@ -34,11 +34,13 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 db_app = typer.Typer(no_args_is_help=True, help="Create and migrate the database schema.")
 loan_app = typer.Typer(no_args_is_help=True, help="Inspect one loan.")
 quote_app = typer.Typer(no_args_is_help=True, help="Pure calculators (no database).")
-report_app = typer.Typer(no_args_is_help=True, help="Portfolio reports.")
+report_app = typer.Typer(no_args_is_help=True, help="Reports read from the projections.")
+projections_app = typer.Typer(no_args_is_help=True, help="Read-model projections.")
 app.add_typer(db_app, name="db")
 app.add_typer(loan_app, name="loan")
 app.add_typer(quote_app, name="quote")
 app.add_typer(report_app, name="report")
+app.add_typer(projections_app, name="projections")
 
 out = Console()
 err = Console(stderr=True)
@@ -193,20 +195,43 @@ def _csv(rows: list[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------------- eod
 @app.command()
 def eod(through: Annotated[str, typer.Option(help="Close every business day up to this "
-                                                  "date (YYYY-MM-DD)")]) -> None:
-    """Close business days: interest accrual, installments falling due, overdue, penalties."""
+                                                  "date (YYYY-MM-DD)")],
+        workers: Annotated[int | None, typer.Option(
+            help="Local worker processes, each a loan-id range with its own connection "
+                 "(default LEDGER_EOD_WORKERS)")] = None,
+        partition: Annotated[str | None, typer.Option(
+            help="Run only partition k/N of the loan-id space (one per host); the clock "
+                 "advances when all N are done")] = None,
+        wait: Annotated[float | None, typer.Option(
+            help="Seconds to wait for a running end of day to finish (default "
+                 "LEDGER_EOD_LOCK_WAIT); then exit 3")] = None) -> None:
+    """Close business days: interest accrual, installments falling due, overdue, penalties.
+
+    Catches up every missing day in order; safe to rerun after a crash (nothing posts twice)."""
+    from ledger.eod import WHOLE_BOOK, Partition, count_active
+
     with handled():
         day = parse_date(through, "--through")
         assert day is not None
+        if workers is not None and workers < 1:
+            raise ValidationError("--workers must be at least 1", field="workers",
+                                  rule="positive")
+        part = Partition.parse(partition) if partition else WHOLE_BOOK
         ledger = _app()
-        active = len(ledger.loan_ids("active"))
         with _progress() as progress:
-            task = progress.add_task(f"closing through {day}", total=active)
-            summary = ledger.close_business_days(day, lambda n: progress.advance(task, n))
-        rate = summary.loans / summary.seconds if summary.seconds else 0
-        out.print(f"closed {summary.closed_from or 'all open days'} → {summary.closed_through}: "
-                  f"{summary.loans} loans, {summary.events} events in {summary.seconds:.2f}s "
-                  f"({rate:,.0f} loans/s)")
+            label = f"closing through {day}" + ("" if part.whole else f" (partition {part.label})")
+            task = progress.add_task(label, total=count_active(ledger, part))
+            summary = ledger.close_business_days(day, lambda n: progress.advance(task, n),
+                                                 workers=workers, partition=partition,
+                                                 wait=wait)
+        where = "" if part.whole else escape(f" [partition {summary.partition}]")
+        out.print(f"closed {summary.closed_from or 'all open days'} → {summary.closed_through}"
+                  f"{where}: {summary.loans} loans, {summary.events} events in "
+                  f"{summary.seconds:.2f}s ({summary.loans_per_second:,.0f} loans/s, "
+                  f"{summary.workers} worker{'s' if summary.workers > 1 else ''})")
+        if not summary.clock_advanced:
+            out.print(f"the clock stays at {ledger.closed_through() or 'none'} until every "
+                      f"partition of {part.count} has closed {day}")
 
 
 def _progress() -> Progress:
@@ -389,43 +414,233 @@ def loan_list(status: Annotated[str | None, typer.Option(help="e.g. active")] = 
 
 
 # ------------------------------------------------------------------------ report
+def _print_report(name: str, format: Format, **options: Any) -> None:
+    """Print a report read from projection tables, with how fresh each source is."""
+    from projections.registry import report
+    from projections.runner import ProjectionRunner
+
+    ledger = _app()
+    runner = ProjectionRunner(ledger)
+    with ledger.engine.connect() as conn:
+        result = report(name)(conn, **options)
+    freshness = [s for s in runner.status() if s.name in result.sources]
+    if format == Format.json:
+        _json({"report": name, "title": result.title, "rows": result.rows,
+               "totals": result.totals, "freshness": [s.as_dict() for s in freshness]})
+        return
+    if format == Format.csv:
+        _csv([{k: r.get(k) for k in result.columns} for r in result.rows])
+        for s in freshness:
+            err.print(_freshness(s))
+        return
+    if name == "portfolio":
+        _render_portfolio(result)
+    else:
+        _render_table(result)
+    for s in freshness:
+        out.print(_freshness(s), style="dim")
+
+
+def _render_table(result: Any) -> None:
+    table = Table(title=result.title)
+    for col in result.columns:
+        table.add_column(col, justify="right" if _numeric(result.rows, col) else "left")
+    for r in result.rows:
+        table.add_row(*(_cell(r.get(col)) for col in result.columns))
+    out.print(table)
+    for key, value in result.totals.items():
+        if isinstance(value, dict | list):
+            out.print(f"{key}:")
+            _json(value)
+        else:
+            out.print(f"{key}: {_cell(value)}")
+
+
+def _render_portfolio(result: Any) -> None:
+    """One table per classification, then the NPL ratio and the roll-rate matrix."""
+    titles = {"bucket": "M-buckets", "five_category": "Five-category",
+              "ifrs9_stage": "IFRS 9 stage"}
+    for dimension, title in titles.items():
+        rows = [r for r in result.rows if r["dimension"] == dimension]
+        if not rows:
+            continue
+        table = Table(title=title)
+        for col, justify in (("class", "left"), ("currency", "left"), ("loans", "right"),
+                             ("principal", "right")):
+            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        for r in rows:
+            label = f"{r.get('class_zh') or ''} {r['class']}".strip()
+            if dimension == "ifrs9_stage":
+                label = f"stage {r['class']}"
+            table.add_row(label, r["currency"], str(r["loans"]), _cell(r["principal"]))
+        out.print(table)
+    totals = result.totals
+    out.print(f"loans by status: {totals.get('loans_by_status')}")
+    outstanding = totals.get("outstanding_principal") or {}
+    out.print("outstanding principal: " + (", ".join(
+        f"{_cell(v)} {k}" for k, v in outstanding.items()) or "0")
+        + f"   NPL ratio: {Decimal(str(totals.get('npl_ratio', 0))):.2%}")
+    for key in ("written_off_principal", "recovered", "overpayments"):
+        value = totals.get(key) or {}
+        if value:
+            out.print(f"{key.replace('_', ' ')}: "
+                      + ", ".join(f"{_cell(v)} {k}" for k, v in value.items()))
+    roll = totals.get("roll_rates") or {}
+    if roll.get("loans"):
+        states = [s for s in roll["states"] if any(s in row for row in roll["loans"].values())
+                  or s in roll["loans"]]
+        table = Table(title=f"roll rates {roll['from_month_end']} → {roll['to_month_end']}")
+        table.add_column("from \\ to")
+        for state in states:
+            table.add_column(state, justify="right")
+        for origin, row in roll["shares"].items():
+            table.add_row(origin, *(f"{Decimal(str(row[s])):.0%}" if s in row else ""
+                                    for s in states))
+        out.print(table)
+
+
+def _freshness(s: Any) -> str:
+    state = "current" if s.lag_events == 0 else (
+        f"{s.lag_events} events behind ({s.lag_seconds:.1f}s)")
+    return f"{s.name}: position {s.position} of {s.head}, {state}"
+
+
+def _numeric(rows: list[dict[str, Any]], col: str) -> bool:
+    return any(isinstance(r.get(col), int | float | Decimal) for r in rows[:20])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = Decimal(value) if value and value[0] in "-0123456789" and "." in value \
+                else value
+        except ArithmeticError:
+            return value
+    if isinstance(value, Decimal):
+        # Tables store 4 decimals; show the currency's 2 unless the value needs more.
+        cents = value.quantize(Decimal("0.01"))
+        return f"{cents:,}" if cents == value else f"{value.normalize():,}"
+    return str(value)
+
+
+@report_app.command("balances")
+def report_balances(format: Format = Format.table,
+                    status: Annotated[str | None, typer.Option(help="e.g. active")] = None,
+                    limit: Annotated[int | None, typer.Option(help="Rows at most")] = None
+                    ) -> None:
+    """Principal, interest, penalty and fees outstanding per loan; paid to date; status."""
+    with handled():
+        _print_report("balances", format, status=status, limit=limit)
+
+
+@report_app.command("delinquency")
+def report_delinquency(format: Format = Format.table) -> None:
+    """DPD, M-bucket, five-category and IFRS 9 stage per loan."""
+    with handled():
+        _print_report("delinquency", format)
+
+
+@report_app.command("complaints")
+def report_complaints(format: Format = Format.table,
+                      borrower_id: str | None = None, loan_id: str | None = None) -> None:
+    """Complaint histories: status, times to acknowledge and resolve, SLA breaches."""
+    with handled():
+        _print_report("complaints", format, borrower_id=borrower_id, loan_id=loan_id)
+
+
+@report_app.command("trial-balance")
+def report_trial_balance(format: Format = Format.table) -> None:
+    """Debit and credit totals per account and currency from the journal; they must net to 0."""
+    with handled():
+        _print_report("trial-balance", format)
+
+
 @report_app.command("portfolio")
 def report_portfolio(format: Format = Format.table) -> None:
-    """Counts and principal by M-bucket, five-category and IFRS 9 stage; NPL ratio."""
-    from ledger.portfolio import summarize
+    """Counts and principal by M-bucket, five-category and IFRS 9 stage; NPL ratio; roll rates."""
+    with handled():
+        _print_report("portfolio", format)
+
+
+# --------------------------------------------------------------------- projections
+@projections_app.command("status")
+def projections_status(format: Format = Format.table) -> None:
+    """Each projection's position, the log head, and the lag in events and seconds."""
+    from projections.runner import ProjectionRunner
 
     with handled():
-        ledger = _app()
-        summary = summarize(ledger.iter_loans())
+        statuses = ProjectionRunner(_app()).status()
         if format == Format.json:
-            _json(summary.as_dict())
+            _json([s.as_dict() for s in statuses])
             return
-        print_portfolio(summary, ledger.closed_through())
-
-
-def print_portfolio(summary: Any, closed_through: date | None) -> None:
-    from domain.delinquency import FiveCategory
-
-    out.print(f"[bold]Portfolio[/] as of the close of {closed_through or '—'}: "
-              f"{dict(summary.by_status)}")
-    for title, table_data, label in (
-        ("M-buckets", summary.by_bucket, str),
-        ("Five-category", summary.by_category,
-         lambda k: f"{FiveCategory(k).chinese} {k}"),
-        ("IFRS 9 stage", summary.by_stage, lambda k: f"stage {k}"),
-    ):
-        table = Table(title=title)
-        table.add_column("class")
-        table.add_column("loans", justify="right")
-        table.add_column("principal", justify="right")
-        for key, (count, principal) in table_data.items():
-            table.add_row(label(key), str(count), f"{principal:,.2f}")
+        table = Table(title="projections")
+        for col in ("name", "position", "head", "lag (events)", "lag (s)", "updated"):
+            table.add_column(col, justify="right")
+        for s in statuses:
+            table.add_row(s.name, str(s.position), str(s.head), str(s.lag_events),
+                          f"{s.lag_seconds:.1f}", s.updated_at.isoformat(timespec="seconds")
+                          if s.updated_at else "")
         out.print(table)
-    outstanding = ", ".join(f"{v:,.2f} {k}" for k, v in summary.currency_outstanding.items())
-    out.print(f"outstanding principal: {outstanding or '0'}   NPL ratio: "
-              f"{summary.npl_ratio:.2%}   written off: {summary.written_off_principal:,.2f}   "
-              f"recovered: {summary.recovered:,.2f}   overpayments held: "
-              f"{summary.overpayments:,.2f}")
+
+
+@projections_app.command("run")
+def projections_run(
+    once: Annotated[bool, typer.Option(help="Catch up and exit instead of running on")] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between polls when idle")] = 0.5,
+    name: Annotated[list[str] | None, typer.Option(help="Only these projections")] = None,
+) -> None:
+    """Keep the projections current (continuous); --once catches up and exits."""
+    import threading
+
+    from projections.runner import ProjectionRunner
+
+    with handled():
+        runner = ProjectionRunner(_app())
+        if once:
+            with _progress() as progress:
+                task = progress.add_task("catching up", total=None)
+                done = runner.catch_up(name, lambda _n, k: progress.advance(task, k))
+            out.print(", ".join(f"{k}: {v} events" for k, v in done.items()))
+            return
+        stop = threading.Event()
+        out.print("running projections (Ctrl-C to stop)")
+        try:
+            runner.run_forever(stop, poll_seconds=poll, names=name)
+        except KeyboardInterrupt:
+            stop.set()
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(name: Annotated[str | None, typer.Argument(
+        help="Projection to rebuild (default: all)")] = None) -> None:
+    """Replay the whole log into fresh tables and swap them in when caught up."""
+    from rich.progress import TaskProgressColumn
+
+    from projections.runner import ProjectionRunner
+
+    with handled():
+        runner = ProjectionRunner(_app())
+        names = [name] if name else [p.name for p in runner.projections]
+        for n in names:
+            with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                          TextColumn("{task.completed:,.0f}/{task.total:,.0f} events"),
+                          TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                          console=err) as progress:
+                task = progress.add_task(f"rebuild {n}", total=runner.head(), rate="")
+
+                def advance(consumed: int, head: int, task: Any = task,
+                            progress: Any = progress) -> None:
+                    progress.update(task, advance=consumed, total=max(head, 1))
+                    elapsed = progress.tasks[0].elapsed or 0
+                    done = progress.tasks[0].completed
+                    progress.update(task, rate=f"{done / elapsed:,.0f} ev/s" if elapsed else "")
+
+                result = runner.rebuild(n, advance)
+            out.print(f"rebuilt {n}: {result['events']:,} events in {result['seconds']:.2f}s "
+                      f"({result['events_per_second']:,.0f} events/s), position "
+                      f"{result['position']}")
 
 
 # -------------------------------------------------------------------------- demo
@@ -434,27 +649,62 @@ def demo(loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
          days: Annotated[int, typer.Option(help="Business days to run")] = 180,
          seed: Annotated[int, typer.Option(help="Random seed")] = 7) -> None:
     """Seed a realistic portfolio on the configured database (embedded SQLite by default),
-    run business days with a progress bar, then print the portfolio summary."""
+    run business days with a progress bar (projections kept current each day), then print the
+    portfolio and the trial balance from the projections."""
     from ledger.bootstrap import build_app
     from ledger.demo import run_demo
-    from ledger.portfolio import summarize
+    from projections.runner import ProjectionRunner
 
     with handled():
         if loans < 1 or days < 1:
             raise ValidationError("--loans and --days must be at least 1", field="loans",
                                   rule="positive")
         ledger = build_app(upgrade=True)
+        runner = ProjectionRunner(ledger)
+
         with _progress() as progress:
             task = progress.add_task("business days", total=days)
-            stats = run_demo(ledger, loans=loans, days=days, seed=seed,
-                             on_day=lambda: progress.advance(task))
+
+            def end_of_day() -> None:
+                runner.catch_up()
+                progress.advance(task)
+
+            stats = run_demo(ledger, loans=loans, days=days, seed=seed, on_day=end_of_day)
         out.print(f"seeded {loans} loans, ran {days} business days "
                   f"({stats['start']} → {stats['end']}): {stats['commands']} commands, "
                   f"{stats['events']} events in {stats['seconds']:.1f}s")
-        print_portfolio(summarize(ledger.iter_loans()), ledger.closed_through())
+        _print_report("portfolio", Format.table)
+        _print_report("trial-balance", Format.table)
         if stats.get("sample"):
             out.print("try: " + " | ".join(f"ledger loan {c} {stats['sample']}"
-                                           for c in ("show", "history", "schedule")))
+                                           for c in ("show", "history", "schedule"))
+                      + " | ledger report delinquency | ledger projections status")
+
+
+# --------------------------------------------------------------------- scheduler
+scheduler_app = typer.Typer(no_args_is_help=True, help="The end-of-day scheduler.")
+app.add_typer(scheduler_app, name="scheduler")
+
+
+@scheduler_app.command("run")
+def scheduler_run() -> None:
+    """Run the end-of-day scheduler in the foreground until Ctrl-C or SIGTERM: daily at
+    LEDGER_EOD_TIME in LEDGER_TIMEZONE; a run missed while it was down runs on start."""
+    import signal
+    import threading
+
+    from schedulers.scheduler import run_forever
+
+    def say(message: str) -> None:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
+
+    with handled():
+        _app()  # fails clearly on a database that is not migrated
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        run_forever(Settings(), report=say, stop=stop)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyAggregateRecorder,
@@ -99,6 +100,22 @@ def _rows(stored_events: Sequence[StoredEvent]) -> list[dict[str, Any]]:
              "topic": e.topic, "state": e.state} for e in stored_events]
 
 
+class LedgerDatastore(SQLAlchemyDatastore):
+    """The library's datastore, with the engine options the ledger's bulk paths need."""
+
+    def __init__(self, *, url: str | None = None, **kwargs: Any) -> None:
+        if url and url.startswith("postgresql"):
+            # Batch executemany UPDATE/DELETE into pages (projection flushes, EOD), instead of
+            # one round trip per row; INSERTs already use multi-row VALUES.
+            kwargs.setdefault("executemany_mode", "values_plus_batch")
+            kwargs.setdefault("pool_pre_ping", True)
+        elif url and url.startswith("sqlite") and ":memory:" not in url:
+            # Another process holding the write lock is waited for, not failed at once.
+            kwargs.setdefault("connect_args", {"timeout": 30})
+        super().__init__(url=url, **kwargs)
+
+
 class LedgerFactory(SQLAlchemyFactory):
+    datastore_class = LedgerDatastore
     aggregate_recorder_class = LedgerAggregateRecorder
     application_recorder_class = LedgerApplicationRecorder

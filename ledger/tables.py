@@ -6,6 +6,11 @@
   loans in loan-id order without scanning the event log. It holds no balances (those live in
   projections); it is written in the same transaction as the events that change the status.
 * ``ledger_clock`` holds the ledger's own business date (the last closed business day).
+* ``eod_runs`` records every end-of-day run (and each partition of a partitioned one); the clock
+  advances only once every partition of a run is done. ``eod_lock`` is the lock row that keeps
+  end of day single on SQLite (PostgreSQL uses advisory locks instead).
+* ``scheduler_jobs`` is APScheduler's SQLAlchemyJobStore table (its exact DDL), so a run missed
+  while no scheduler was up is found and caught up on the next start.
 
 The event store tables (``ledger_events``, ``ledger_snapshots``) follow eventsourcing-sqlalchemy's
 record classes and are created by the same alembic migrations.
@@ -18,6 +23,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -26,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Unicode,
 )
 from sqlalchemy_utils.types.uuid import UUIDType
 
@@ -87,4 +94,38 @@ ledger_clock = Table(
     metadata,
     Column("id", Integer(), primary_key=True),
     Column("closed_through", Date(), nullable=False),
+)
+
+eod_runs = Table(
+    "eod_runs",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("through", Date(), nullable=False),
+    Column("partition", String(16), nullable=False),  # "k/N"; a whole-book run is "1/1"
+    Column("owner", String(200), nullable=False),  # host:pid:token
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("loans", BigInteger(), nullable=False),
+    Column("events", BigInteger(), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index("eod_runs_through_idx", "through", "partition", "status"),
+)
+
+eod_lock = Table(
+    "eod_lock",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# APScheduler 3.11's SQLAlchemyJobStore table, column for column (see schedulers/scheduler.py).
+scheduler_jobs = Table(
+    "scheduler_jobs",
+    metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25)),
+    Column("job_state", LargeBinary(), nullable=False),
+    Index("ix_scheduler_jobs_next_run_time", "next_run_time"),
 )

@@ -1,9 +1,9 @@
 """End-to-end fixtures: drive the real ``ledger`` console script as a user would.
 
-* ``ledger`` / ``ledger_for(url)`` run the installed console script in a subprocess (in a
-  scratch directory, so no ``.env`` or ``./ledger.db`` of the checkout leaks in) with
-  ``LEDGER_DATABASE_URL`` set, and return exit code, stdout and stderr. Whatever the command,
-  it must never die with a traceback.
+* ``ledger_for(url)`` (and ``offline_ledger``, whose database cannot exist) run the installed
+  console script in a subprocess (in a scratch directory, so no ``.env`` or ``./ledger.db`` of
+  the checkout leaks in) with ``LEDGER_DATABASE_URL`` set, and return exit code, stdout and
+  stderr. Whatever the command, it must never die with a traceback.
 * ``new_database`` is parametrized over ``sqlite`` (a fresh file) and ``postgresql`` (a fresh,
   uniquely named database created for the test module and dropped ``WITH (FORCE)`` after it).
   Each call hands out another empty, *unmigrated* database: the stories start with
@@ -134,18 +134,13 @@ def postgres_required() -> bool:
     return os.environ.get("LEDGER_REQUIRE_POSTGRES", "") not in ("", "0", "false", "no")
 
 
-class PostgresDatabases:
-    """Creates uniquely named databases on one server; drops them all at the end."""
+class PostgresServer:
+    """An AUTOCOMMIT connection to the server (CREATE/DROP DATABASE cannot run inside a
+    transaction), on its `postgres` maintenance database if there is one, else the configured
+    database."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = make_url(base_url)
-        self.prefix = f"ledger_e2e_{secrets.token_hex(4)}"
-        self.created: list[str] = []
-        self.admin = self._connect_admin()
-
-    def _connect_admin(self) -> Engine:
-        # CREATE/DROP DATABASE cannot run inside a transaction: AUTOCOMMIT, on the server's
-        # `postgres` maintenance database if there is one, else the configured database.
         last: Exception | None = None
         for database in ("postgres", self.base_url.database):
             engine = create_engine(self.base_url.set(database=database),
@@ -154,32 +149,43 @@ class PostgresDatabases:
             try:
                 with engine.connect() as conn:
                     conn.execute(text("SELECT 1"))
-                return engine
             except Exception as exc:
                 engine.dispose()
                 last = exc
+                continue
+            self.admin: Engine = engine
+            return
         assert last is not None
         raise last
 
-    def create(self) -> str:
-        name = f"{self.prefix}_{len(self.created)}"
+    def execute(self, sql: str) -> None:
         with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        self.created.append(name)
-        return self.base_url.set(database=name).render_as_string(hide_password=False)
+            conn.execute(text(sql))
 
-    def drop_all(self) -> None:
-        with self.admin.connect() as conn:
-            for name in reversed(self.created):
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.admin.dispose()
+
+@pytest.fixture(scope="session")
+def e2e_postgres_server() -> Iterator[PostgresServer]:
+    """Checked once per session: skipped with the reason shown when unreachable, or failed
+    under LEDGER_REQUIRE_POSTGRES=1."""
+    base = os.environ.get("LEDGER_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    try:
+        server = PostgresServer(base)
+    except Exception as exc:
+        reason = f"PostgreSQL not reachable at {make_url(base)!r}: {exc}".splitlines()[0]
+        if postgres_required():
+            pytest.fail(f"{reason} (LEDGER_REQUIRE_POSTGRES=1, so this is an error)",
+                        pytrace=False)
+        pytest.skip(reason)
+    yield server
+    server.admin.dispose()
 
 
 @pytest.fixture(scope="module",
                 params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def new_database(request: pytest.FixtureRequest,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], str]]:
-    """Each call returns the URL of another fresh, empty, unmigrated database."""
+    """Each call returns the URL of another fresh, empty, unmigrated database: a new SQLite
+    file, or a new uniquely named PostgreSQL database, dropped WITH (FORCE) after the module."""
     if request.param == "sqlite":
         folder = tmp_path_factory.mktemp("e2e-sqlite")
         count = 0
@@ -191,16 +197,18 @@ def new_database(request: pytest.FixtureRequest,
 
         yield sqlite
         return
-    base = os.environ.get("LEDGER_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    server: PostgresServer = request.getfixturevalue("e2e_postgres_server")
+    prefix = f"ledger_e2e_{secrets.token_hex(4)}"
+    created: list[str] = []
+
+    def postgresql() -> str:
+        name = f"{prefix}_{len(created)}"
+        server.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return server.base_url.set(database=name).render_as_string(hide_password=False)
+
     try:
-        server = PostgresDatabases(base)
-    except Exception as exc:
-        reason = f"PostgreSQL not reachable at {make_url(base)!r}: {exc}".splitlines()[0]
-        if postgres_required():
-            pytest.fail(f"{reason} (LEDGER_REQUIRE_POSTGRES=1, so this is an error)",
-                        pytrace=False)
-        pytest.skip(reason)
-    try:
-        yield server.create
+        yield postgresql
     finally:
-        server.drop_all()
+        for name in reversed(created):
+            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

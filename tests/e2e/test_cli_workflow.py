@@ -66,14 +66,21 @@ def story(new_database: Callable[[], str], ledger_for: Callable[[str], Ledger],
     batch = write_batch("core-batch.jsonl", BATCH)
     submitted = ledger("submit", str(batch))
     closed = ledger("eod", "--through", "2026-03-15")
+    # Reports read the projections: bring them up to the log first, as `ledger serve` would.
+    projected = ledger("projections", "run", "--once")
     seen = ledger.side_by_side(
         show=("loan", "show", LOAN_A, "--format", "json"),
         show_as_of=("loan", "show", LOAN_A, "--as-of", "2026-02-09", "--format", "json"),
         schedule=("loan", "schedule", LOAN_A, "--format", "json"),
         history=("loan", "history", LOAN_A, "--no-accruals"),
+        events=("loan", "history", LOAN_A, "--format", "json"),
         active=("loan", "list", "--status", "active"),
         portfolio=("report", "portfolio", "--format", "json"),
+        balances=("report", "balances", "--format", "json"),
+        trial_balance=("report", "trial-balance", "--format", "json"),
+        status=("projections", "status", "--format", "json"),
     )
+    seen["projected"] = projected
     return Story(ledger, batch, upgraded, submitted, closed, seen)
 
 
@@ -103,7 +110,7 @@ def test_submit_prints_one_ok_result_per_line(story: Story) -> None:
 
 
 def test_rerunning_the_same_file_records_nothing_new(story: Story) -> None:
-    before = len(history(story.ledger, LOAN_A))
+    before = len(story.seen["events"].json())
 
     # When the core system resends the whole batch (after the day was closed, even)
     rerun = story.ledger("submit", str(story.batch))
@@ -166,6 +173,12 @@ def test_loan_history_lists_the_events_in_order(story: Story) -> None:
     assert -1 not in positions, shown
     assert positions[:6] == sorted(positions[:6])
     assert "InterestAccrued" not in shown
+    # As JSON, with the daily accruals: every version once, in business-date order
+    events = story.seen["events"].json()
+    assert [e["version"] for e in events] == list(range(1, len(events) + 1))
+    dates = [e["business_date"] for e in events]
+    assert dates == sorted(dates) and dates[-1] == "2026-03-15"
+    assert "InterestAccrued" in {e["event"] for e in events}
 
 
 def test_loan_list_filters_by_status(story: Story) -> None:
@@ -175,10 +188,26 @@ def test_loan_list_filters_by_status(story: Story) -> None:
 
 def test_portfolio_report_as_json(story: Story) -> None:
     report = story.seen["portfolio"].json()
+    totals = report["totals"]
+    loans = {(r["dimension"], r["class"]): r["loans"] for r in report["rows"]}
 
-    assert report["loans_by_status"] == {"active": 1, "closed": 1}
-    assert report["outstanding_principal"] == {"CNY": "92115.12"}
-    assert report["by_bucket"]["M1"]["loans"] == 1
-    assert report["by_category"]["special_mention"]["loans"] == 1
-    assert report["by_stage"]["1"]["loans"] == 1
-    assert Decimal(report["npl_ratio"]) == 0
+    assert totals["loans_by_status"] == {"active": 1, "closed": 1}
+    assert {k: Decimal(v) for k, v in totals["outstanding_principal"].items()} == {
+        "CNY": Decimal("92115.12")}
+    assert loans[("bucket", "M1")] == 1
+    assert loans[("five_category", "special_mention")] == 1
+    assert loans[("ifrs9_stage", "1")] == 1
+    assert Decimal(totals["npl_ratio"]) == 0
+    # and the report says how fresh its projections are.
+    assert {f["name"] for f in report["freshness"]} == {"balances", "delinquency"}
+    assert all(f["lag_events"] == 0 for f in report["freshness"])
+
+
+def test_balances_and_trial_balance_come_from_the_projections(story: Story) -> None:
+    balances = {r["loan_id"]: r for r in story.seen["balances"].json()["rows"]}
+    assert Decimal(balances[LOAN_A]["principal_outstanding"]) == Decimal("92115.12")
+    trial = story.seen["trial_balance"].json()
+    assert trial["totals"]["balanced"] is True
+    status = {s["name"]: s for s in story.seen["status"].json()}
+    assert set(status) == {"balances", "delinquency", "journal", "complaints"}
+    assert all(s["lag_events"] == 0 and s["position"] == s["head"] for s in status.values())

@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -254,3 +256,26 @@ def test_the_notification_log_lists_events_in_the_order_they_were_recorded(
     with ledger_app.engine.connect() as conn:
         assert conn.execute(select(events.c.id).order_by(events.c.id.desc())).first()[0] \
             == ids[-1]
+
+
+def test_a_fresh_process_reads_stored_snapshots(
+        database_url: str, make_ledger: Callable[..., LoanLedger],
+        open_loan: Callable[..., UUID]) -> None:
+    # Given a loan whose state is stored in snapshots (pinned topic "loan.Snapshot"),
+    app = make_ledger(database_url, snapshot_interval=10)
+    loan_id = open_loan(app)
+    app.close_business_days(date(2026, 2, 20))
+    expected = app.get_loan(loan_id).version
+    # when another process, which never saw the classes register in this one, loads it,
+    script = ("import sys, uuid\n"
+              "from ledger.application import LoanLedger\n"
+              "from ledger.settings import Settings\n"
+              "app = LoanLedger(Settings(database_url=sys.argv[1], snapshot_interval=10,"
+              " aggregate_cache_size=0))\n"
+              "print(app.get_loan(uuid.UUID(sys.argv[2])).version)\n")
+    url = app.engine.url.render_as_string(hide_password=False)
+    done = subprocess.run([sys.executable, "-c", script, url, str(loan_id)],
+                          capture_output=True, text=True, check=False)
+    # then the snapshot resolves and the loan is whole.
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == expected

@@ -1,7 +1,7 @@
-"""Portfolio summary computed from loan aggregates.
+"""Test oracle: the portfolio summary computed straight from loan aggregates.
 
-Used by ``ledger demo`` and ``ledger report portfolio`` until the projections (issue 3) serve
-it from read-model tables; the figures and their meaning stay the same.
+The portfolio report is served from projection tables; this independent computation over the
+aggregates is what the tests compare it with.
 """
 
 from __future__ import annotations

@@ -1,0 +1,210 @@
+"""The double-entry journal: one balanced entry per money event, and the trial balance.
+
+Posting rules live in ``domain.accounting``; this module only stores what they produce.
+Per batch: the entries' lines are appended to ``journal_entries`` (keyed by the event's
+notification id and the line number, so a batch applied twice would fail loudly rather than
+double-post), the affected ``account_balances`` rows are loaded, added to and written back, and
+each touched loan's sub-ledger row in ``journal_loans`` (its currency, learned from ``Applied``,
+and its balance per loan account) is updated. All of it commits with the tracking position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Date,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    select,
+)
+
+from domain.accounting import (
+    ACCRUED_INTEREST,
+    CHART,
+    FEES_RECEIVABLE,
+    INTEREST_RECEIVABLE,
+    LOAN_ACCOUNTS,
+    MONEY_TOPICS,
+    OVERPAYMENTS,
+    PENALTY_RECEIVABLE,
+    PRINCIPAL_DUE,
+    PRINCIPAL_NOT_DUE,
+    LoanBook,
+)
+from domain.loan import Loan
+from projections.base import Batch, Projection, Report, RowSet, append_rows, metadata
+
+ZERO = Decimal(0)
+AMOUNT = Numeric(20, 4)
+
+journal_entries = Table(
+    "journal_entries",
+    metadata,
+    Column("position", BigInteger(), primary_key=True, autoincrement=False),
+    Column("line", Integer(), primary_key=True, autoincrement=False),
+    Column("loan_id", String(36), nullable=False),
+    Column("business_date", Date(), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("account", String(8), nullable=False),
+    Column("debit", AMOUNT, nullable=False),
+    Column("credit", AMOUNT, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Index("journal_entries_loan_idx", "loan_id", "position"),
+    Index("journal_entries_date_idx", "business_date"),
+)
+
+account_balances = Table(
+    "account_balances",
+    metadata,
+    Column("account", String(8), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("debit_total", AMOUNT, nullable=False),
+    Column("credit_total", AMOUNT, nullable=False),
+    Column("balance", AMOUNT, nullable=False),  # debit_total - credit_total
+)
+
+#: Sub-ledger column of each loan account in ``journal_loans``.
+LOAN_COLUMNS: dict[str, str] = {
+    PRINCIPAL_NOT_DUE: "principal_not_due",
+    PRINCIPAL_DUE: "principal_due",
+    ACCRUED_INTEREST: "accrued_interest",
+    INTEREST_RECEIVABLE: "interest_receivable",
+    PENALTY_RECEIVABLE: "penalty_receivable",
+    FEES_RECEIVABLE: "fees_receivable",
+    OVERPAYMENTS: "overpayments",
+}
+assert set(LOAN_COLUMNS) == set(LOAN_ACCOUNTS)
+
+journal_loans = Table(
+    "journal_loans",
+    metadata,
+    Column("loan_id", String(36), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    *(Column(name, AMOUNT, nullable=False) for name in LOAN_COLUMNS.values()),
+)
+
+
+class UnknownLoanCurrency(RuntimeError):
+    """A money event for a loan whose ``Applied`` the journal never saw: a broken log."""
+
+
+class Journal(Projection):
+    name = "journal"
+    tables: ClassVar[tuple[Table, ...]] = (journal_entries, account_balances, journal_loans)
+    topics: ClassVar[frozenset[str] | None] = MONEY_TOPICS | {"loan.Applied"}
+
+    def process(self, batch: Batch) -> None:
+        loans = batch.rowset("journal_loans", cached=True)
+        loans.load(str(e.originator_id) for e in batch.events)
+        books: dict[str, LoanBook] = {}
+        lines: list[dict[str, Any]] = []
+        totals: dict[Hashable, list[Decimal]] = {}
+        for event, position in zip(batch.events, batch.positions, strict=True):
+            loan_id = str(event.originator_id)
+            if isinstance(event, Loan.Applied):
+                loans.add({"loan_id": loan_id, "currency": str(event.terms["currency"]),
+                           **{c: ZERO for c in LOAN_COLUMNS.values()}})
+                continue
+            book = books.get(loan_id) or _book(loans.get(loan_id), loan_id)
+            books[loan_id] = book
+            for line, p in enumerate(book.post(event), start=1):
+                lines.append({"position": position, "line": line, "loan_id": loan_id,
+                              "business_date": event.business_date,
+                              "event_type": type(event).__name__, "account": p.account,
+                              "debit": p.debit, "credit": p.credit, "currency": p.currency})
+                total = totals.setdefault((p.account, p.currency), [ZERO, ZERO])
+                total[0] += p.debit
+                total[1] += p.credit
+        for loan_id, book in books.items():
+            row = loans.get(loan_id)
+            assert row is not None
+            row.update({c: book.balance(a) for a, c in LOAN_COLUMNS.items()})
+            loans.changed(loan_id)
+        loans.flush()
+        append_rows(batch.conn, batch.table("journal_entries"), lines)
+        _add_to_balances(RowSet(batch.conn, batch.table("account_balances")), totals)
+
+
+def _book(row: dict[str, Any] | None, loan_id: str) -> LoanBook:
+    if row is None:
+        raise UnknownLoanCurrency(f"money event for loan {loan_id} before its Applied event")
+    return LoanBook(row["currency"], {a: Decimal(row[c]) for a, c in LOAN_COLUMNS.items()})
+
+
+def _add_to_balances(rows: RowSet, totals: dict[Hashable, list[Decimal]]) -> None:
+    rows.load(totals)
+    for key, (debit, credit) in totals.items():
+        row = rows.get(key)
+        if row is None:
+            account, currency = key  # type: ignore[misc]
+            rows.add({"account": account, "currency": currency, "debit_total": debit,
+                      "credit_total": credit, "balance": debit - credit})
+            continue
+        row["debit_total"] = Decimal(row["debit_total"]) + debit
+        row["credit_total"] = Decimal(row["credit_total"]) + credit
+        row["balance"] = row["debit_total"] - row["credit_total"]
+        rows.changed(key)
+    rows.flush()
+
+
+# ------------------------------------------------------------------------ reports
+def trial_balance_report(conn: Connection, *, currency: str | None = None,
+                         **_: Any) -> Report:
+    """Debit and credit totals per account and currency; per currency they must net to zero.
+
+    ``balance`` is debit minus credit (assets and expenses positive, liabilities and income
+    negative); ``totals`` gives each currency's debits, credits and their difference."""
+    c = account_balances.c
+    query = select(account_balances).order_by(c.currency, c.account)
+    if currency:
+        query = query.where(c.currency == currency.upper())
+    rows: list[dict[str, Any]] = []
+    sums: dict[str, dict[str, Decimal]] = {}
+    for r in conn.execute(query).mappings():
+        account = CHART.get(r["account"])
+        debit, credit = Decimal(r["debit_total"]), Decimal(r["credit_total"])
+        rows.append({"currency": r["currency"], "account": r["account"],
+                     "name": account.name if account else "?",
+                     "type": str(account.type) if account else "?",
+                     "debit_total": debit, "credit_total": credit, "balance": debit - credit})
+        s = sums.setdefault(r["currency"], {"debit_total": ZERO, "credit_total": ZERO})
+        s["debit_total"] += debit
+        s["credit_total"] += credit
+    by_currency = {ccy: {**s, "difference": s["debit_total"] - s["credit_total"]}
+                   for ccy, s in sums.items()}
+    return Report(
+        title="Trial balance",
+        columns=["currency", "account", "name", "type", "debit_total", "credit_total",
+                 "balance"],
+        rows=rows, sources=("journal",),
+        totals={"balanced": all(t["difference"] == 0 for t in by_currency.values()),
+                "by_currency": by_currency})
+
+
+def journal_report(conn: Connection, *, loan_id: str | None = None, limit: int = 1000,
+                   **_: Any) -> Report:
+    """Journal lines in log order, optionally of one loan (newest ``limit`` lines)."""
+    c = journal_entries.c
+    query = select(journal_entries).order_by(c.position.desc(), c.line.desc()).limit(limit)
+    if loan_id:
+        query = query.where(c.loan_id == str(loan_id))
+    rows = [dict(r) for r in conn.execute(query).mappings()][::-1]
+    for r in rows:
+        account = CHART.get(r["account"])
+        r["name"] = account.name if account else "?"
+    return Report(
+        title="Journal" + (f" of loan {loan_id}" if loan_id else ""),
+        columns=["position", "line", "business_date", "loan_id", "event_type", "account",
+                 "name", "debit", "credit", "currency"],
+        rows=rows, sources=("journal",),
+        totals={"debit": sum((r["debit"] for r in rows), ZERO),
+                "credit": sum((r["credit"] for r in rows), ZERO)})

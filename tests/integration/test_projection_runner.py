@@ -1,0 +1,203 @@
+"""The projection runner: exactly-once batches, conflicts, status, rebuild and crashes.
+
+A small tally projection (events per loan) stands in for the read models, so these stories are
+about the runner only: rows and position move together or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import ClassVar
+from uuid import UUID
+
+import pytest
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, inspect, select
+
+from ledger.application import LoanLedger
+from projections.base import Batch, Projection, RowSet
+from projections.runner import ProjectionConflict, ProjectionRunner
+
+tally_md = MetaData()
+tally_table = Table(
+    "test_event_tally", tally_md,
+    Column("loan_id", String(36), primary_key=True),
+    Column("events", Integer(), nullable=False),
+    Column("last_position", Integer(), nullable=False),
+    Index("test_event_tally_events_idx", "events"),
+)
+
+
+class Tally(Projection):
+    """Counts the events of each loan; a double-counted batch shows up at once."""
+
+    name = "tally"
+    tables: ClassVar[tuple[Table, ...]] = (tally_table,)
+    topics = None
+
+    def process(self, batch: Batch) -> None:
+        rows = RowSet(batch.conn, batch.table("test_event_tally"))
+        rows.load(str(e.originator_id) for e in batch.events)
+        for event, position in zip(batch.events, batch.positions, strict=True):
+            key = str(event.originator_id)
+            row = rows.get(key)
+            if row is None:
+                rows.add({"loan_id": key, "events": 1, "last_position": position})
+            else:
+                row["events"] += 1
+                row["last_position"] = position
+                rows.changed(key)
+        rows.flush()
+
+
+def tally_of(app: LoanLedger) -> dict[str, int]:
+    with app.engine.connect() as conn:
+        return {r.loan_id: r.events for r in conn.execute(select(tally_table))}
+
+
+def events_per_loan(app: LoanLedger) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in app.recorder.select_notifications(1, 1_000_000):
+        counts[str(n.originator_id)] = counts.get(str(n.originator_id), 0) + 1
+    return counts
+
+
+@pytest.fixture
+def book(ledger_app: LoanLedger, open_loan: Callable[..., UUID]) -> LoanLedger:
+    """Given three loans with a month of closed business days (about 100 events)."""
+    tally_md.create_all(ledger_app.engine)
+    for n in range(3):
+        open_loan(ledger_app, borrower_id=f"B{n}")
+    ledger_app.close_business_days(date(2026, 2, 10))
+    return ledger_app
+
+
+def test_catch_up_counts_every_event_exactly_once_in_small_batches(book: LoanLedger) -> None:
+    runner = ProjectionRunner(book, [Tally()], batch_size=7)
+    done = runner.catch_up()
+    assert done["tally"] == runner.head()
+    assert tally_of(book) == events_per_loan(book)
+    # Running again finds nothing new and changes nothing.
+    assert runner.catch_up() == {"tally": 0}
+    assert tally_of(book) == events_per_loan(book)
+
+
+def test_new_events_are_picked_up_from_the_last_position(
+        book: LoanLedger, open_loan: Callable[..., UUID]) -> None:
+    runner = ProjectionRunner(book, [Tally()], batch_size=50)
+    runner.catch_up()
+    open_loan(book, borrower_id="late-comer", applied_on=date(2026, 2, 11),
+              approved_on=date(2026, 2, 11), disbursed_on=date(2026, 2, 12),
+              first_due=date(2026, 3, 12))
+    book.close_business_days(date(2026, 2, 20))
+    runner.catch_up()
+    assert tally_of(book) == events_per_loan(book)
+
+
+def test_status_reports_position_head_and_lag(book: LoanLedger) -> None:
+    runner = ProjectionRunner(book, [Tally()], batch_size=10)
+    [before] = runner.status()
+    assert (before.position, before.lag_events) == (0, runner.head())
+    assert before.lag_seconds >= 0
+    runner.run_batch(runner.get("tally"))
+    [after_one] = runner.status()
+    assert after_one.position == 10 and after_one.lag_events == runner.head() - 10
+    runner.catch_up()
+    [current] = runner.status()
+    assert current.lag_events == 0 and current.lag_seconds == 0
+
+
+def test_a_failing_batch_writes_nothing_and_keeps_the_position(book: LoanLedger) -> None:
+    class Exploding(Tally):
+        def process(self, batch: Batch) -> None:
+            super().process(batch)  # rows written inside the transaction …
+            raise RuntimeError("disk on fire")  # … then the batch fails
+
+    runner = ProjectionRunner(book, [Exploding()], batch_size=20)
+    runner.ensure_tracking()
+    with pytest.raises(RuntimeError):
+        runner.run_batch(runner.get("tally"))
+    assert runner.position("tally") == 0
+    assert tally_of(book) == {}
+
+
+def test_a_runner_that_read_a_stale_position_rolls_back_its_batch(
+        book: LoanLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given one runner that applied the first batch,
+    first = ProjectionRunner(book, [Tally()], batch_size=30)
+    first.ensure_tracking()
+    first.run_batch(first.get("tally"))
+    counted = tally_of(book)
+    # when a second runner still believes the position is 0 (it read it before the commit),
+    import projections.runner as runner_module
+
+    real_position = runner_module._position
+    monkeypatch.setattr(runner_module, "_position", lambda conn, name: 0)
+    second = ProjectionRunner(book, [Tally()], batch_size=30)
+    # then its batch fails on the position check and nothing it wrote survives,
+    with pytest.raises(ProjectionConflict):
+        second.run_batch(second.get("tally"))
+    assert tally_of(book) == counted
+    # and once it reads the real position it simply carries on.
+    monkeypatch.setattr(runner_module, "_position", real_position)
+    second.catch_up()
+    assert tally_of(book) == events_per_loan(book)
+
+
+def test_rebuild_swaps_in_tables_equal_to_the_incremental_ones(book: LoanLedger) -> None:
+    runner = ProjectionRunner(book, [Tally()], batch_size=13)
+    runner.catch_up()
+    incremental = tally_of(book)
+    result = runner.rebuild("tally")
+    assert result["events"] == runner.head()
+    assert tally_of(book) == incremental
+    assert runner.position("tally") == runner.head()
+    names = inspect(book.engine).get_table_names()
+    assert "test_event_tally__rebuild" not in names
+    indexes = {i["name"] for i in inspect(book.engine).get_indexes("test_event_tally")}
+    assert "test_event_tally_events_idx" in indexes
+    # A second rebuild works too (no leftover names from the first swap).
+    runner.rebuild("tally")
+    assert tally_of(book) == incremental
+
+
+def _runner_script(tmp_path: Path) -> Path:
+    script = tmp_path / "run_tally.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from ledger.application import LoanLedger
+        from ledger.settings import Settings
+        from projections.runner import ProjectionRunner
+        from test_projection_runner import Tally
+        app = LoanLedger(Settings(database_url=sys.argv[1]))
+        ProjectionRunner(app, [Tally()], batch_size=int(sys.argv[2])).catch_up()
+    """))
+    return script
+
+
+@pytest.mark.parametrize("point", ["projection_inside_batch", "projection_between_batches"])
+@pytest.mark.parametrize("nth", [1, 3])
+def test_a_killed_runner_resumes_without_counting_anything_twice(
+        book: LoanLedger, tmp_path: Path, point: str, nth: int) -> None:
+    script = _runner_script(tmp_path)
+    url = book.engine.url.render_as_string(hide_password=False)
+    env = {**os.environ, "LEDGER_FAULT_CRASH": f"{point}:{nth}"}
+    # When the runner process is SIGKILLed inside or between batches,
+    killed = subprocess.run([sys.executable, str(script), url, "9"], env=env,
+                            capture_output=True, text=True, check=False)
+    assert killed.returncode == -9, killed.stderr
+    ProjectionRunner(book, [Tally()]).ensure_tracking()
+    position = ProjectionRunner(book, [Tally()]).position("tally")
+    committed = nth - 1 if point == "projection_inside_batch" else nth
+    assert position == min(9 * committed, ProjectionRunner(book, [Tally()]).head())
+    # and then rerun without the fault,
+    env.pop("LEDGER_FAULT_CRASH")
+    subprocess.run([sys.executable, str(script), url, "9"], env=env, check=True)
+    # every event is counted exactly once.
+    assert tally_of(book) == events_per_loan(book)
