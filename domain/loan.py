@@ -376,10 +376,6 @@ class Loan(Aggregate):
 
     # --------------------------------------------------------------- derived
     @property
-    def loan_terms(self) -> LoanTerms:
-        return self.terms
-
-    @property
     def money_currency(self) -> Currency:
         return Currency.of(self.currency)
 
@@ -533,10 +529,13 @@ class Loan(Aggregate):
         self._assess_arrears(day)
 
     def _accrued_target(self, day: date) -> Decimal:
-        """Posted, unbilled interest of the period once ``day`` is accrued: the rounded exact
-        cumulative, less what a prepayment already settled (so it is not posted again)."""
+        return self._unbilled_target(self._period_exact(day))
+
+    def _unbilled_target(self, period_exact: Decimal) -> Decimal:
+        """Posted, unbilled interest of the period for an exact cumulative accrual: rounded,
+        less what a prepayment already settled (so it is not posted again)."""
         terms = self.terms
-        return (terms.money_currency.round(self._period_exact(day), terms.product.rounding)
+        return (terms.money_currency.round(period_exact, terms.product.rounding)
                 - self.interest_settled_in_period)
 
     def _period_exact(self, day: date) -> Decimal:
@@ -547,9 +546,11 @@ class Loan(Aggregate):
     def _accrue_and_bill(self, day: date, *, end_of_day: bool) -> None:
         # 1. interest accrual: cumulative exact accrual of the period, rounded, minus posted,
         #    so the rounding remainder is carried and the period sums exactly.
+        exact = self._period_exact(day)
         self.trigger_event(self.InterestAccrued, business_date=day,
-                           amount=self._accrued_target(day) - self.interest_accrued,
-                           period_exact=self._period_exact(day), end_of_day=end_of_day)
+                           amount=self._unbilled_target(exact) - self.interest_accrued,
+                           period_exact=exact,
+                           end_of_day=end_of_day)
         # 2. installments falling due (the last one takes whatever principal is left).
         future = self.future()
         for inst in future:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -256,13 +256,6 @@ class LoanLedger(Application[UUID]):
             query = query.limit(limit)
         with Session(self.engine) as session:
             return [UUID(x) for x in session.execute(query).scalars()]
-
-    def iter_loans(self, status: str | None = None, chunk: int = 500) -> Iterator[Loan]:
-        after = ""
-        while ids := self.loan_ids(status, after=after, limit=chunk):
-            for loan_id in ids:
-                yield self.get_loan(loan_id)
-            after = str(ids[-1])
 
     # -------------------------------------------------------------- end of day
     def close_business_days(self, through: date,

@@ -124,12 +124,6 @@ class LoanBalances(Dispatching):
         Loan.RecoveryReceived: "recovery_received",
     }
 
-    def process(self, batch: Batch) -> None:
-        state = self.begin(batch)
-        for event, position in zip(batch.events, batch.positions, strict=True):
-            self.apply_event(event, position, state.rows)
-        self.end(batch, state)
-
     def begin(self, batch: Batch) -> BatchState:
         rows = batch.rowset("loan_balances", cached=True)
         rows.load(str(e.originator_id) for e in batch.events)
@@ -145,10 +139,12 @@ class LoanBalances(Dispatching):
         rows.flush()
         deltas.write(batch.conn, batch.table("balances_summary"))
 
-    def apply_event(self, event: Any, position: int, state: RowSet) -> None:
+    def process_event(self, event: Any, position: int, batch_state: BatchState) -> None:
+        # Handlers take the loan's row; the shared bookkeeping after them is done here.
         method = self.handlers.get(type(event))
         if method is None:
             return
+        state = batch_state.rows
         key = str(event.originator_id)
         row = state.get(key)
         if row is None and not isinstance(event, Loan.Applied):

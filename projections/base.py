@@ -132,22 +132,23 @@ Handler = Callable[[Any, Any], None]
 class Dispatching(Projection):
     """A projection whose ``process_event`` dispatches on the event class.
 
-    ``handlers`` maps event classes to methods taking (event, state); ``begin`` loads what the
-    batch needs in bulk and returns the state; ``end`` writes it back in bulk.
+    ``handlers`` maps event classes to methods taking (event, position, state), position being
+    the event's notification id; ``begin`` loads what the batch needs in bulk and returns the
+    state; ``end`` writes it back in bulk.
     """
 
     handlers: ClassVar[Mapping[type, str]] = {}
 
     def process(self, batch: Batch) -> None:
         state = self.begin(batch)
-        for event in batch.events:
-            self.process_event(event, state)
+        for event, position in zip(batch.events, batch.positions, strict=True):
+            self.process_event(event, position, state)
         self.end(batch, state)
 
-    def process_event(self, event: Any, state: Any) -> None:
+    def process_event(self, event: Any, position: int, state: Any) -> None:
         method = self.handlers.get(type(event))
         if method is not None:
-            getattr(self, method)(event, state)
+            getattr(self, method)(event, position, state)
 
     @abstractmethod
     def begin(self, batch: Batch) -> Any: ...

@@ -85,7 +85,6 @@ complaint_events = Table(
 @dataclass
 class _State:
     rows: RowSet
-    positions: dict[tuple[UUID, int], int]
     timeline: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -111,17 +110,14 @@ class ComplaintHistory(Dispatching):
     def begin(self, batch: Batch) -> _State:
         rows = batch.rowset("complaints", cached=True)
         rows.load({str(e.originator_id) for e in batch.events})
-        positions = {(e.originator_id, e.originator_version): p
-                     for e, p in zip(batch.events, batch.positions, strict=True)}
-        return _State(rows=rows, positions=positions)
+        return _State(rows=rows)
 
     def end(self, batch: Batch, state: _State) -> None:
         state.rows.flush()
         append_rows(batch.conn, batch.table("complaint_events"), state.timeline)
 
     # ------------------------------------------------------------------ handlers
-    def filed(self, e: Complaint.Filed, state: _State) -> None:
-        position = state.positions[(e.originator_id, e.originator_version)]
+    def filed(self, e: Complaint.Filed, position: int, state: _State) -> None:
         row = state.rows.add({
             "complaint_id": str(e.originator_id), "loan_id": e.loan_id,
             "borrower_id": e.borrower_id, "category": e.category,
@@ -134,21 +130,21 @@ class ComplaintHistory(Dispatching):
             "event_count": 0, "last_event": "", "last_event_on": e.business_date,
             "position": position,
         })
-        self._step(state, row, e, f"{e.category}: {e.description}")
+        self._step(state, row, e, position, f"{e.category}: {e.description}")
 
-    def acknowledged(self, e: Complaint.Acknowledged, state: _State) -> None:
+    def acknowledged(self, e: Complaint.Acknowledged, position: int, state: _State) -> None:
         row = self._row(state, e)
         row["status"] = ComplaintStatus.ACKNOWLEDGED.value
         self._answer(row, e.business_date)
-        self._step(state, row, e, f"handler {e.handler}")
+        self._step(state, row, e, position, f"handler {e.handler}")
 
-    def escalated(self, e: Complaint.Escalated, state: _State) -> None:
+    def escalated(self, e: Complaint.Escalated, position: int, state: _State) -> None:
         row = self._row(state, e)
         row["status"] = ComplaintStatus.ESCALATED.value
         row["escalation_level"] = e.level
-        self._step(state, row, e, f"level {e.level}: {e.reason}")
+        self._step(state, row, e, position, f"level {e.level}: {e.reason}")
 
-    def resolved(self, e: Complaint.Resolved, state: _State) -> None:
+    def resolved(self, e: Complaint.Resolved, position: int, state: _State) -> None:
         row = self._row(state, e)
         row["status"] = ComplaintStatus.RESOLVED.value
         if row["acknowledged_on"] is None and row["reopen_count"] == 0:
@@ -160,15 +156,15 @@ class ComplaintHistory(Dispatching):
         # Sticky: a reopened complaint resolved on time once still breached if it ever was late.
         row["resolve_sla_breached"] = (row["resolve_sla_breached"]
                                        or e.business_date > row["resolve_due_on"])
-        self._step(state, row, e, e.resolution)
+        self._step(state, row, e, position, e.resolution)
 
-    def reopened(self, e: Complaint.Reopened, state: _State) -> None:
+    def reopened(self, e: Complaint.Reopened, position: int, state: _State) -> None:
         row = self._row(state, e)
         row["status"] = ComplaintStatus.ACKNOWLEDGED.value  # as the aggregate does
         row["resolved_on"] = None
         row["days_to_resolve"] = None
         row["reopen_count"] += 1
-        self._step(state, row, e, e.reason)
+        self._step(state, row, e, position, e.reason)
 
     # ------------------------------------------------------------------- helpers
     @staticmethod
@@ -186,8 +182,7 @@ class ComplaintHistory(Dispatching):
         row["ack_sla_breached"] = on > row["ack_due_on"]
 
     @staticmethod
-    def _step(state: _State, row: dict[str, Any], e: Any, detail: str) -> None:
-        position = state.positions[(e.originator_id, e.originator_version)]
+    def _step(state: _State, row: dict[str, Any], e: Any, position: int, detail: str) -> None:
         name = type(e).__name__
         row["event_count"] += 1
         row["last_event"] = name

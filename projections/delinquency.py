@@ -199,12 +199,6 @@ class Delinquency(Dispatching):
     }
 
     # --------------------------------------------------------------- batch
-    def process(self, batch: Batch) -> None:
-        state = self.begin(batch)
-        for event, position in zip(batch.events, batch.positions, strict=True):
-            self.apply_event(event, position, state)
-        self.end(batch, state)
-
     def begin(self, batch: Batch) -> State:
         rows = batch.rowset("loan_delinquency", cached=True)
         keys = {str(e.originator_id) for e in batch.events}
@@ -234,7 +228,7 @@ class Delinquency(Dispatching):
                     cache[key] = loan.installments
         return State(rows=rows, loans=loans, before={k: v for k, v in before.items() if v})
 
-    def apply_event(self, event: Any, position: int, state: State) -> None:
+    def process_event(self, event: Any, position: int, state: State) -> None:
         method = self.handlers.get(type(event))
         if method is None:
             return
