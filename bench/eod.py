@@ -131,6 +131,7 @@ def eod_child(url: str, through: date, options: dict[str, Any], results: Any) ->
     summary = run_end_of_day(app, through, workers=options["workers"])
     if options.get("profile"):
         profiler.disable()
+        profiler.dump_stats("eod.prof")  # for pstats / snakeviz
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so a spawned child
     # would report the bench parent's size. Workers: their own ru_maxrss (spawned from this
@@ -221,7 +222,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=500)
     parser.add_argument("--snapshot-after", type=int, default=30)
     parser.add_argument("--seed-batch", type=int, default=5000)
-    parser.add_argument("--profile", action="store_true", help="cProfile the first day")
+    parser.add_argument("--profile", type=int, nargs="?", const=1, default=0, metavar="DAY",
+                        help="cProfile one bench day (the first without a number)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
 
@@ -236,11 +238,12 @@ def main() -> None:
         print(f"database {name}: seeding {args.loans:,} active loans, {args.age} days old")
         seeded = seed(url, args.loans, args.age, args.seed_batch)
         print(f"  seeded in {seeded:.1f}s")
-        options = {"workers": args.workers, "profile": args.profile,
+        options = {"workers": args.workers, "profile": False,
                    "settings": {"eod_chunk_size": args.chunk,
                                 "eod_snapshot_after": args.snapshot_after}}
         for day in range(args.days):
             through = BENCH_DAY + timedelta(days=day)
+            options["profile"] = args.profile == day + 1
             before = max_event_id(url)
             loans, events, seconds, rss = run_day(url, through, options)
             copy_rows, copy_seconds = copy_rate(url, before)
@@ -250,7 +253,6 @@ def main() -> None:
                   f"{rss:,.0f} MB; COPY of the same {copy_rows:,} rows: {copy:,.0f} rows/s "
                   f"→ ratio {ours / copy:.3f} (workers={args.workers}, chunk={args.chunk}, "
                   f"snapshot_after={args.snapshot_after})", flush=True)
-            options["profile"] = False
     finally:
         if not args.keep:
             with admin.connect() as conn:

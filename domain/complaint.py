@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
@@ -36,8 +36,26 @@ def _required(value: str, field: str) -> str:
     return value.strip()
 
 
+class ComplaintState(TypedDict):
+    """Every attribute a Complaint keeps (what a snapshot stores and restores)."""
+
+    loan_id: str
+    borrower_id: str
+    category: str
+    description: str
+    filed_on: date
+    last_step_on: date
+    status: ComplaintStatus
+    acknowledged_on: date | None
+    resolved_on: date | None
+    handler: str
+    escalation_level: int
+    reopen_count: int
+
+
 class Complaint(Aggregate):
     TOPIC = "complaint"
+    State = ComplaintState
 
     class Event(Aggregate.Event):
         TOPIC = "complaint.Event"

@@ -39,7 +39,7 @@ from domain.errors import (
 )
 from domain.money import CALC, Currency
 from domain.schedule import AmortizationMethod, Installment, build_schedule, monthly_due_dates
-from domain.servicing import InstallmentState, LoanStatus, RestructureKind
+from domain.servicing import InstallmentState, LoanState, LoanStatus, RestructureKind
 from domain.terms import LoanTerms, PrepaymentOption, check_rate
 
 ZERO = Decimal(0)
@@ -54,6 +54,7 @@ def _schedule_dicts(installments: list[Installment]) -> list[dict[str, Any]]:
 
 class Loan(Aggregate):
     TOPIC = "loan"
+    State = LoanState  # every attribute below, typed: what a snapshot stores
 
     # ------------------------------------------------------------------ events
     class Event(Aggregate.Event):

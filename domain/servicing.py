@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
+
+from domain.terms import LoanTerms
 
 ZERO = Decimal(0)
 
@@ -72,16 +74,58 @@ class InstallmentState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InstallmentState:
-        def as_date(v: Any) -> date:
-            return v if isinstance(v, date) else date.fromisoformat(v)
-
+        # Replay builds every installment of every schedule through here: plain lookups and
+        # constructor calls, no helpers (Decimal() takes str and Decimal alike).
+        start, due = data["start_date"], data["due_date"]
         return cls(
-            number=int(data["number"]),
-            start_date=as_date(data["start_date"]),
-            due_date=as_date(data["due_date"]),
-            principal=Decimal(str(data["principal"])),
-            interest=Decimal(str(data["interest"])),
-            fell_due=bool(data.get("fell_due", False)),
-            principal_paid=Decimal(str(data.get("principal_paid", "0"))),
-            interest_paid=Decimal(str(data.get("interest_paid", "0"))),
+            int(data["number"]),
+            start if type(start) is date else date.fromisoformat(start),
+            due if type(due) is date else date.fromisoformat(due),
+            Decimal(data["principal"]),
+            Decimal(data["interest"]),
+            bool(data.get("fell_due", False)),
+            Decimal(data.get("principal_paid", ZERO)),
+            Decimal(data.get("interest_paid", ZERO)),
         )
+
+
+class LoanState(TypedDict):
+    """Every attribute a Loan keeps, with its type: what a snapshot stores and restores.
+
+    ``Loan.__init__`` sets exactly these (a test holds the two together)."""
+
+    terms: LoanTerms
+    borrower_id: str
+    currency: str
+    annual_rate: Decimal
+    status: LoanStatus
+    applied_on: date
+    approved_on: date | None
+    disbursed_on: date | None
+    closed_on: date | None
+    written_off_on: date | None
+    last_closed_on: date | None
+    accrued_through: date | None
+    penalty_through: date | None
+    disbursed: Decimal
+    capitalized: Decimal
+    installments: list[InstallmentState]
+    principal_not_due: Decimal
+    interest_accrued: Decimal
+    interest_accrued_total: Decimal
+    period_exact_closed: Decimal
+    interest_settled_in_period: Decimal
+    segment_start: date | None
+    penalty_outstanding: Decimal
+    penalty_accrued_total: Decimal
+    penalty_carry: Decimal
+    fees_outstanding: Decimal
+    fees_charged_total: Decimal
+    paid: dict[str, Decimal]
+    overpayment: Decimal
+    recovered: Decimal
+    written_off: dict[str, Decimal]
+    overdue_since: date | None
+    observation_until: date | None
+    restructure_count: int
+    classification: dict[str, Any]

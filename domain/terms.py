@@ -7,9 +7,10 @@ configuration.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from domain.allocation import Waterfall
@@ -107,30 +108,29 @@ class LoanTerms:
         return Currency.of(self.currency)
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["product"] = {k: (str(v) if isinstance(v, Decimal) else v)
-                           for k, v in asdict(self.product).items()}
-        data["principal"] = str(self.principal)
-        data["annual_rate"] = str(self.annual_rate)
-        data["method"] = str(self.method)
-        data["day_count"] = str(self.day_count)
-        data["product"]["prepayment"] = str(self.product.prepayment)
-        return data
+        p = self.product
+        return {
+            "principal": str(self.principal),
+            "currency": self.currency,
+            "annual_rate": str(self.annual_rate),
+            "term": self.term,
+            "method": str(self.method),
+            "day_count": str(self.day_count),
+            "product": {
+                "grace_days": p.grace_days,
+                "penalty_markup": str(p.penalty_markup),
+                "compound_penalty": p.compound_penalty,
+                "waterfall": p.waterfall,
+                "prepayment": str(p.prepayment),
+                "allow_overpayment": p.allow_overpayment,
+                "rounding": p.rounding,
+                "rate_cap": str(p.rate_cap),
+                "observation_days": p.observation_days,
+            },
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoanTerms:
-        p = dict(data["product"])
-        product = ProductTerms(
-            grace_days=int(p["grace_days"]),
-            penalty_markup=Decimal(p["penalty_markup"]),
-            compound_penalty=bool(p["compound_penalty"]),
-            waterfall=p["waterfall"],
-            prepayment=PrepaymentOption(p["prepayment"]),
-            allow_overpayment=bool(p["allow_overpayment"]),
-            rounding=p["rounding"],
-            rate_cap=Decimal(p["rate_cap"]),
-            observation_days=int(p["observation_days"]),
-        )
         return cls(
             principal=Decimal(data["principal"]),
             currency=data["currency"],
@@ -138,8 +138,26 @@ class LoanTerms:
             term=int(data["term"]),
             method=AmortizationMethod(data["method"]),
             day_count=DayCount(data["day_count"]),
-            product=product,
+            product=_product_terms(tuple(data["product"].items())),
         )
+
+
+@lru_cache(maxsize=1024)
+def _product_terms(items: tuple[tuple[str, Any], ...]) -> ProductTerms:
+    """A book has few products and every loan replays its terms: parse and validate each
+    distinct product once (ProductTerms is immutable, so loans can share it)."""
+    p = dict(items)
+    return ProductTerms(
+        grace_days=int(p["grace_days"]),
+        penalty_markup=Decimal(p["penalty_markup"]),
+        compound_penalty=bool(p["compound_penalty"]),
+        waterfall=p["waterfall"],
+        prepayment=PrepaymentOption(p["prepayment"]),
+        allow_overpayment=bool(p["allow_overpayment"]),
+        rounding=p["rounding"],
+        rate_cap=Decimal(p["rate_cap"]),
+        observation_days=int(p["observation_days"]),
+    )
 
 
 def check_rate(rate: Decimal, cap: Decimal, *, field: str = "annual_rate") -> None:

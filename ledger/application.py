@@ -20,7 +20,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
@@ -36,6 +36,7 @@ from domain.errors import (
 from domain.loan import Loan
 from domain.terms import LoanTerms, PrepaymentOption
 from ledger import commands as c
+from ledger.codec import LedgerMapper
 from ledger.settings import Settings
 from ledger.tables import command_log, ledger_clock, loan_directory
 from ledger.transcodings import register_all
@@ -87,6 +88,11 @@ class LoanLedger(Application[UUID]):
             env["AGGREGATE_CACHE_MAXSIZE"] = str(self.settings.aggregate_cache_size)
             env["AGGREGATE_CACHE_FASTFORWARD"] = "y"
         super().__init__(env=env)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        # Typed JSON (ledger.codec); the library's transcoder still reads older payloads.
+        return self.factory.mapper(transcoder=self.construct_transcoder(),
+                                   mapper_class=LedgerMapper)
 
     def register_transcodings(self, transcoder: Transcoder) -> None:
         super().register_transcodings(transcoder)  # type: ignore[arg-type]
