@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
 from sqlalchemy import Engine, select
@@ -103,6 +103,19 @@ class LoanLedger(Application[UUID]):
         engine = self.factory.datastore.engine  # type: ignore[attr-defined]
         assert isinstance(engine, Engine)
         return engine
+
+    def save_many(self, aggregates: Sequence[Aggregate]) -> list[Any]:
+        """``save`` for a bulk job's aggregates: the same recording, interval snapshots and
+        notifications, without the library's two runtime-protocol ``isinstance`` checks per
+        object (a twelfth of end of day)."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for aggregate in aggregates:
+            processing_event.events.extend(aggregate.collect_events())
+            processing_event.aggregates[aggregate.id] = aggregate
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
 
     def transaction(self) -> Any:
         """The event store's transaction: anything written inside commits with the events."""

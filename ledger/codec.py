@@ -215,7 +215,7 @@ class LedgerMapper(Mapper[UUID]):
                            topic=get_topic(cls), state=payload)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        cls = _resolve(stored_event.topic)
+        cls, decode, is_snapshot, class_version = _reader(stored_event.topic)
         payload = stored_event.state
         try:
             if self.cipher:
@@ -223,10 +223,9 @@ class LedgerMapper(Mapper[UUID]):
             if self.compressor:
                 payload = self.compressor.decompress(payload)
             if payload.startswith(MARK):
-                state = orjson.loads(payload)
+                state = decode(orjson.loads(payload))
                 del state[VERSION_KEY]
-                event_codec(cls).decode(state)
-                if "state" in state and issubclass(cls, CanSnapshotAggregate):
+                if is_snapshot:
                     state_codec(state["topic"]).decode(state["state"])
             else:  # written by the library's transcoder
                 state = self.transcoder.decode(payload)
@@ -235,19 +234,27 @@ class LedgerMapper(Mapper[UUID]):
                    f"'{stored_event.topic}', originator_id '{stored_event.originator_id}' and "
                    f"originator_version {stored_event.originator_version}: {e}")
             raise MapperDeserialisationError(msg) from e
-        id_convertor = find_id_convertor(cls, cast(Hashable, type(stored_event.originator_id)))
-        state["originator_id"] = id_convertor(stored_event.originator_id)
+        originator_id = stored_event.originator_id
+        if type(originator_id) is not UUID:
+            originator_id = find_id_convertor(cls, cast(Hashable, type(originator_id)))(
+                originator_id)
+        state["originator_id"] = originator_id
         state["originator_version"] = stored_event.originator_version
-        class_version = getattr(cls, "class_version", 1)
-        from_version = state.pop("class_version", 1)
-        while from_version < class_version:
-            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
-            from_version += 1
+        if class_version > 1:
+            from_version = state.pop("class_version", 1)
+            while from_version < class_version:
+                getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+                from_version += 1
         domain_event = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", state)
         return domain_event
 
 
 @cache
-def _resolve(topic: str) -> Any:
-    return resolve_topic(topic)
+def _reader(topic: str) -> tuple[Any, Convert, bool, int]:
+    """What reading one topic needs, looked up once: the class, its compiled field decoder,
+    whether it is a snapshot (its ``state`` decoded by the aggregate's State) and its
+    class version (older stored versions are upcast)."""
+    cls = resolve_topic(topic)
+    return (cls, event_codec(cls).decode, issubclass(cls, CanSnapshotAggregate),
+            getattr(cls, "class_version", 1))

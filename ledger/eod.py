@@ -186,7 +186,7 @@ class BulkCloser:
         session_maker = self.ledger.factory.datastore.session_maker  # type: ignore[attr-defined]
         event.listen(session_maker, "before_commit", _before_commit)
         try:
-            return self.ledger.save(*loans)
+            return self.ledger.save_many(loans)
         finally:
             event.remove(session_maker, "before_commit", _before_commit)
 

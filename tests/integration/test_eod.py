@@ -165,18 +165,18 @@ def crash_in_chunk_two(app: LoanLedger, monkeypatch: pytest.MonkeyPatch,
         monkeypatch.setattr(app.recorder, "_insert_stored_events", insert_then_die)
         return
 
-    real_save = app.save
+    real_save = app.save_many
 
-    def save_around_the_crash(*aggregates: Any, **kwargs: Any) -> Any:
+    def save_around_the_crash(aggregates: list[Any]) -> Any:
         chunks.append(len(aggregates))
         if len(chunks) == 2 and crash_point == "before_writing":
             power_cut()
-        recordings = real_save(*aggregates, **kwargs)
+        recordings = real_save(aggregates)
         if len(chunks) == 2:
             power_cut()
         return recordings
 
-    monkeypatch.setattr(app, "save", save_around_the_crash)
+    monkeypatch.setattr(app, "save_many", save_around_the_crash)
 
 
 def test_closing_a_day_before_the_clock_is_refused(

@@ -118,18 +118,18 @@ def test_each_chunk_loads_at_most_chunk_size_loans_and_commits_on_its_own(
     app = make_ledger(ledger_app.settings.database_url, eod_chunk_size=2)
     loaded: list[int] = []
     saves: list[int] = []
-    real_load, real_save = BulkCloser.load, app.save
+    real_load, real_save = BulkCloser.load, app.save_many
 
     def counting_load(self: BulkCloser, ids: list[UUID]) -> dict[UUID, Loan]:
         loaded.append(len(ids))
         return real_load(self, ids)
 
-    def counting_save(*aggregates: Any, **kwargs: Any) -> Any:
+    def counting_save(aggregates: list[Loan]) -> Any:
         saves.append(len(aggregates))
-        return real_save(*aggregates, **kwargs)
+        return real_save(aggregates)
 
     monkeypatch.setattr(BulkCloser, "load", counting_load)
-    monkeypatch.setattr(app, "save", counting_save)
+    monkeypatch.setattr(app, "save_many", counting_save)
 
     # When seven active loans are closed in chunks of two
     app.close_business_days(THROUGH)

@@ -54,7 +54,8 @@ def replay(stored: list[Any]) -> Any:
 
 
 class LiveAggregates:
-    """Wraps an app's ``save`` to keep the live aggregates and events it decided on."""
+    """Wraps an app's ``save`` (and end of day's ``save_many``) to keep the live aggregates
+    and events it decided on."""
 
     def __init__(self, app: LoanLedger, monkeypatch: pytest.MonkeyPatch) -> None:
         self.aggregates: dict[UUID, Aggregate] = {}
@@ -70,7 +71,11 @@ class LiveAggregates:
                 self.events.setdefault(event.originator_id, []).append(event)
             return recordings
 
+        def save_many(aggregates: list[Aggregate]) -> Any:  # end of day's bulk save
+            return save(*aggregates)
+
         monkeypatch.setattr(app, "save", save)
+        monkeypatch.setattr(app, "save_many", save_many)
 
 
 def a_portfolio_using_every_event_type(app: LoanLedger, submit: Submit,
