@@ -46,6 +46,8 @@ ZERO = Decimal(0)
 ONE_DAY = timedelta(days=1)
 DEFAULT_POLICY = DelinquencyPolicy()
 CLASS_KEYS = ("bucket", "category", "stage")
+COMPONENTS = tuple(c.value for c in Component)  # iterating an Enum is slow; every load does it
+PERFORMING = classify(0).as_dict()  # copied by every new loan
 
 
 def _schedule_dicts(installments: list[Installment]) -> list[dict[str, Any]]:
@@ -339,14 +341,14 @@ class Loan(Aggregate):
         self.penalty_carry = ZERO
         self.fees_outstanding = ZERO
         self.fees_charged_total = ZERO
-        self.paid = {c.value: ZERO for c in Component}
+        self.paid = dict.fromkeys(COMPONENTS, ZERO)
         self.overpayment = ZERO
         self.recovered = ZERO
         self.written_off: dict[str, Decimal] = {}
         self.overdue_since: date | None = None
         self.observation_until: date | None = None
         self.restructure_count = 0
-        self.classification: dict[str, Any] = classify(0).as_dict()
+        self.classification: dict[str, Any] = dict(PERFORMING)
 
     @classmethod
     def apply_for(cls, *, borrower_id: str, terms: LoanTerms, business_date: date,
