@@ -10,7 +10,8 @@ for every loan at a time (so the log interleaves loans as a real one does), inst
 time, late or not at all. Then, in the same run, it measures:
 
 * scan: ``SELECT … FROM ledger_events WHERE id > :after ORDER BY id LIMIT :batch`` over the
-  whole log (what the runner reads, without decoding or writing) — the raw ceiling;
+  whole log, read as the runner reads it (``read_log``), without decoding or writing — the
+  raw ceiling; also the same query through SQLAlchemy Core rows, comparable with older runs;
 * rebuild: ``ProjectionRunner.rebuild(name)`` for each projection (replay into fresh tables and
   swap), events/s and its ratio to the scan rate.
 """
@@ -23,9 +24,11 @@ import random
 import secrets
 import sys
 import time
+from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -39,7 +42,7 @@ from ledger import migrations
 from ledger.application import LoanLedger
 from ledger.settings import Settings
 from ledger.tables import events
-from projections.runner import ProjectionRunner
+from projections.runner import ProjectionRunner, read_log
 
 DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 START = date(2025, 1, 6)
@@ -102,14 +105,19 @@ def seed(app: LoanLedger, loans: int, days: int, rng: random.Random) -> int:
     return saved
 
 
-def scan_rate(app: LoanLedger, batch: int) -> tuple[int, float]:
+def scan_rate(app: LoanLedger, batch: int, *, core: bool = False) -> tuple[int, float]:
+    """Rows/s of the runner's own read of the log (``read_log``), or with ``core`` of the same
+    query through SQLAlchemy Core result rows (how the runner read until 2026-12)."""
     c = events.c
     after, rows, started = 0, 0, time.perf_counter()
     with app.engine.connect() as conn:
         while True:
-            chunk = conn.execute(select(c.id, c.originator_id, c.originator_version, c.topic,
-                                        c.state).where(c.id > after).order_by(c.id)
-                                 .limit(batch)).all()
+            if core:
+                chunk: Sequence[Any] = conn.execute(
+                    select(c.id, c.originator_id, c.originator_version, c.topic, c.state)
+                    .where(c.id > after).order_by(c.id).limit(batch)).all()
+            else:
+                chunk = read_log(conn, after, batch)
             if not chunk:
                 break
             rows += len(chunk)
@@ -141,6 +149,8 @@ def main() -> None:
             conn.execute(text("ANALYZE"))
         rows, scan = scan_rate(app, args.batch)
         print(f"raw ordered scan: {rows:,} rows at {scan:,.0f} rows/s (batch {args.batch})")
+        _, core_scan = scan_rate(app, args.batch, core=True)
+        print(f"  (the same scan through SQLAlchemy Core rows: {core_scan:,.0f} rows/s)")
         runner = ProjectionRunner(app, rebuild_batch_size=args.batch)
         names = args.only or [p.name for p in runner.projections]
         results = []
@@ -149,7 +159,8 @@ def main() -> None:
             results.append(result)
             print(f"rebuild {projection:<12} {result['events']:>10,} events "
                   f"{result['seconds']:7.1f}s {result['events_per_second']:>9,.0f} ev/s "
-                  f"= {result['events_per_second'] / scan:.2f} × scan")
+                  f"= {result['events_per_second'] / scan:.2f} × scan "
+                  f"({result['events_per_second'] / core_scan:.2f} × Core scan)")
         everything = sum(r["seconds"] for r in results)
         print(f"all {len(results)} projections: {rows * len(results) / everything:,.0f} "
               f"projection-events/s; the log once per projection in {everything:.1f}s")

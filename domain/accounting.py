@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from eventsourcing.utils import get_topic
 
@@ -78,6 +78,8 @@ LOAN_ACCOUNTS: tuple[str, ...] = (
     PENALTY_RECEIVABLE, FEES_RECEIVABLE, OVERPAYMENTS,
 )
 
+_LOAN_ACCOUNT_SET = frozenset(LOAN_ACCOUNTS)
+
 #: Where a repayment's allocation to each billed component is credited.
 _COMPONENT_ACCOUNT = {
     Component.PENALTY: PENALTY_RECEIVABLE,
@@ -91,8 +93,10 @@ class UnbalancedEntry(AssertionError):
     """A posting rule produced debits that differ from credits: a bug, never bad input."""
 
 
-@dataclass(frozen=True, slots=True)
-class Posting:
+class Posting(NamedTuple):
+    """One journal line. A tuple, not a dataclass: a rebuild makes millions of them, and a
+    tuple is built several times faster and unpacks straight into the journal's rows."""
+
     account: str
     debit: Decimal
     credit: Decimal
@@ -115,9 +119,10 @@ class LoanBook:
 
     def post(self, event: object) -> list[Posting]:
         postings = postings_for(event, self)
-        for p in postings:
-            if p.account in LOAN_ACCOUNTS:
-                self.balances[p.account] = self.balance(p.account) + p.debit - p.credit
+        balances = self.balances
+        for account, debit, credit, _ in postings:
+            if account in _LOAN_ACCOUNT_SET:
+                balances[account] = balances.get(account, ZERO) + debit - credit
         return postings
 
 
@@ -125,14 +130,16 @@ class _Entry:
     """Collects debit/credit pairs; drops zero amounts and turns a negative amount into the
     reverse pair, so every posted debit and credit is positive."""
 
+    __slots__ = ("currency", "lines")
+
     def __init__(self, currency: str) -> None:
         self.currency = currency
         self.lines: list[Posting] = []
 
     def debit(self, account: str, amount: Decimal) -> _Entry:
-        if amount > 0:
+        if amount > ZERO:
             self.lines.append(Posting(account, amount, ZERO, self.currency))
-        elif amount < 0:
+        elif amount < ZERO:
             self.lines.append(Posting(account, ZERO, -amount, self.currency))
         return self
 
@@ -140,7 +147,15 @@ class _Entry:
         return self.debit(account, -amount)
 
     def pair(self, debit: str, credit: str, amount: Decimal) -> _Entry:
-        return self.debit(debit, amount).credit(credit, amount)
+        # debit(debit, amount) then credit(credit, amount), in one step: most events post
+        # exactly one pair, so this is the journal rebuild's innermost call.
+        if amount > ZERO:
+            self.lines += (Posting(debit, amount, ZERO, self.currency),
+                           Posting(credit, ZERO, amount, self.currency))
+        elif amount < ZERO:
+            self.lines += (Posting(debit, ZERO, -amount, self.currency),
+                           Posting(credit, -amount, ZERO, self.currency))
+        return self
 
 
 def _disbursed(e: Loan.Disbursed, entry: _Entry, book: LoanBook) -> None:
@@ -222,14 +237,19 @@ def postings_for(event: object, book: LoanBook) -> list[Posting]:
         return []
     entry = _Entry(book.currency)
     rule(event, entry, book)
-    check_balanced(entry.lines)
+    # check_balanced, for the one currency an entry has: one sum (this runs per event).
+    difference = ZERO
+    for _, debit, credit, _ in entry.lines:
+        difference += debit - credit
+    if difference:
+        raise UnbalancedEntry(f"entry in {book.currency} is off by {difference}")
     return entry.lines
 
 
 def check_balanced(postings: Iterable[Posting]) -> None:
     totals: dict[str, Decimal] = {}
-    for p in postings:
-        totals[p.currency] = totals.get(p.currency, ZERO) + p.debit - p.credit
+    for _, debit, credit, currency in postings:
+        totals[currency] = totals.get(currency, ZERO) + debit - credit
     for currency, difference in totals.items():
         if difference != 0:
             raise UnbalancedEntry(f"entry in {currency} is off by {difference}")

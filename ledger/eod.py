@@ -45,7 +45,7 @@ from domain.loan import Loan
 from domain.servicing import LoanStatus
 from ledger.application import EodSummary, LoanLedger, project
 from ledger.faults import crash_point
-from ledger.memory import few_collections
+from ledger.memory import collect_between_batches
 from ledger.tables import eod_lock, eod_runs, events, ledger_clock, loan_directory, snapshots
 
 ONE_DAY = timedelta(days=1)
@@ -135,9 +135,10 @@ class BulkCloser:
               progress: Progress | None = None) -> tuple[int, int]:
         """Close every day through ``through`` for the partition's active loans: (loans, events)."""
         loans = posted = 0
-        with few_collections():
+        with collect_between_batches() as collect:
             for ids in self.chunks(partition):
                 posted += self.close_chunk(ids, through)
+                collect()
                 loans += len(ids)
                 if progress:
                     progress(len(ids))

@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 from domain.allocation import Allocation, Component
 from domain.loan import Loan
-from projections.base import Batch, Dispatching, Report, RowSet, metadata
+from projections.base import AggregateIds, Batch, Dispatching, Report, RowSet, metadata
 
 ZERO = Decimal(0)
 
@@ -95,6 +95,7 @@ STATUS = {
 @dataclass
 class BatchState:
     rows: RowSet
+    ids: AggregateIds
     before: dict[Any, Contribution]  # each loaded loan's share of the summary
 
 
@@ -126,8 +127,8 @@ class LoanBalances(Dispatching):
 
     def begin(self, batch: Batch) -> BatchState:
         rows = batch.rowset("loan_balances", cached=True)
-        rows.load(str(e.originator_id) for e in batch.events)
-        return BatchState(rows, {k: _contribution(r) for k, r in rows.rows.items()})
+        rows.load(batch.ids[e.originator_id.int] for e in batch.events)
+        return BatchState(rows, batch.ids, {k: _contribution(r) for k, r in rows.rows.items()})
 
     def end(self, batch: Batch, state: BatchState) -> None:
         deltas = Deltas(AMOUNTS)
@@ -145,7 +146,7 @@ class LoanBalances(Dispatching):
         if method is None:
             return
         state = batch_state.rows
-        key = str(event.originator_id)
+        key = batch_state.ids[event.originator_id.int]
         row = state.get(key)
         if row is None and not isinstance(event, Loan.Applied):
             return  # a loan whose application predates this table: nothing to attach to

@@ -41,6 +41,7 @@ from projections.balances import Contribution, Deltas
 from projections.base import (
     IN_CHUNK,
     ROW_CACHE_LIMIT,
+    AggregateIds,
     Batch,
     Dispatching,
     Report,
@@ -52,6 +53,7 @@ from projections.base import (
 
 ZERO = Decimal(0)
 ONE_DAY = timedelta(days=1)
+SHORTEST_MONTH = timedelta(days=28)
 
 loan_delinquency = Table(
     "loan_delinquency",
@@ -160,6 +162,7 @@ class LoanState:
 @dataclass
 class State:
     rows: RowSet
+    ids: AggregateIds
     loans: dict[str, LoanState]
     before: dict[str, Contribution]  # each loaded loan's share of the summary
     rolls: Deltas = field(default_factory=lambda: Deltas(()))
@@ -201,7 +204,7 @@ class Delinquency(Dispatching):
     # --------------------------------------------------------------- batch
     def begin(self, batch: Batch) -> State:
         rows = batch.rowset("loan_delinquency", cached=True)
-        keys = {str(e.originator_id) for e in batch.events}
+        keys = {batch.ids[e.originator_id.int] for e in batch.events}
         rows.load(keys)
         loans = {key: LoanState() for key in keys}
         before = {k: _contribution(r) for k, r in rows.rows.items()}
@@ -226,13 +229,14 @@ class Delinquency(Dispatching):
                     loan.installments = cache[key]
                 else:
                     cache[key] = loan.installments
-        return State(rows=rows, loans=loans, before={k: v for k, v in before.items() if v})
+        return State(rows=rows, ids=batch.ids, loans=loans,
+                     before={k: v for k, v in before.items() if v})
 
     def process_event(self, event: Any, position: int, state: State) -> None:
         method = self.handlers.get(type(event))
         if method is None:
             return
-        key = str(event.originator_id)
+        key = state.ids[event.originator_id.int]
         if isinstance(event, Loan.Applied):
             self.applied(event, state)
         row = state.rows.get(key)
@@ -424,6 +428,10 @@ def _roll_month_ends(row: dict[str, Any], before: date, rolls: Deltas) -> None:
     through: date | None = row["rolled_through"]
     if through is None:
         return  # not disbursed yet
+    if before <= through + SHORTEST_MONTH:
+        # ``through`` is a month end, so the next one is at least 28 days later: the common
+        # case (every event comes here) decided without computing it.
+        return
     while (end := month_end(through + ONE_DAY)) < before:
         previous, state = row["rolled_state"], row["roll_state"]
         if previous in TERMINAL:
@@ -449,7 +457,9 @@ def _drop_settled(loan: LoanState) -> None:
 
 def _derive(row: dict[str, Any], loan: LoanState) -> None:
     """The aggregate's ``oldest_unpaid_due_date`` and ``current_dpd``."""
-    oldest: date | None = min((v[0] for v in loan.installments.values()), default=None)
+    installments = loan.installments
+    oldest: date | None = (min(v[0] for v in installments.values()) if installments
+                           else None)
     if oldest is None and row["penalty_fees_unpaid"]:
         oldest = row["overdue_since"]
     row["oldest_unpaid_due_date"] = oldest

@@ -10,7 +10,7 @@ and its balance per loan account) is updated. All of it commits with the trackin
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from datetime import date
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -39,6 +39,7 @@ from domain.accounting import (
     PRINCIPAL_DUE,
     PRINCIPAL_NOT_DUE,
     LoanBook,
+    Posting,
 )
 from domain.loan import Loan
 from projections.base import Batch, Projection, Report, RowSet, append_rows, metadata
@@ -103,49 +104,88 @@ class Journal(Projection):
     topics: ClassVar[frozenset[str] | None] = MONEY_TOPICS | {"loan.Applied"}
 
     def process(self, batch: Batch) -> None:
+        ids = batch.ids
+        loan_ids = [ids[e.originator_id.int] for e in batch.events]
         loans = batch.rowset("journal_loans", cached=True)
-        loans.load(str(e.originator_id) for e in batch.events)
+        loans.load(loan_ids)
         books: dict[str, LoanBook] = {}
-        lines: list[dict[str, Any]] = []
-        totals: dict[Hashable, list[Decimal]] = {}
-        for event, position in zip(batch.events, batch.positions, strict=True):
-            loan_id = str(event.originator_id)
+        entries: list[Entry] = []
+        totals: dict[str, dict[str, list[Decimal]]] = {}  # currency -> account -> [dr, cr]
+        for event, position, loan_id in zip(batch.events, batch.positions, loan_ids,
+                                            strict=True):
             if isinstance(event, Loan.Applied):
                 loans.add({"loan_id": loan_id, "currency": str(event.terms["currency"]),
                            **{c: ZERO for c in LOAN_COLUMNS.values()}})
                 continue
-            book = books.get(loan_id) or _book(loans.get(loan_id), loan_id)
-            books[loan_id] = book
-            for line, p in enumerate(book.post(event), start=1):
-                lines.append({"position": position, "line": line, "loan_id": loan_id,
-                              "business_date": event.business_date,
-                              "event_type": type(event).__name__, "account": p.account,
-                              "debit": p.debit, "credit": p.credit, "currency": p.currency})
-                total = totals.setdefault((p.account, p.currency), [ZERO, ZERO])
-                total[0] += p.debit
-                total[1] += p.credit
+            book = books.get(loan_id)
+            if book is None:
+                book = books[loan_id] = _book(loans.get(loan_id), loan_id)
+            postings = book.post(event)
+            if not postings:
+                continue
+            entries.append((position, loan_id, event.business_date, type(event).__name__,
+                            postings))
+            by_account = totals.get(book.currency) or totals.setdefault(book.currency, {})
+            for account, debit, credit, _ in postings:  # all in the book's currency
+                total = by_account.get(account)
+                if total is None:
+                    by_account[account] = [debit, credit]
+                else:
+                    total[0] += debit
+                    total[1] += credit
         for loan_id, book in books.items():
             row = loans.get(loan_id)
             assert row is not None
             row.update({c: book.balance(a) for a, c in LOAN_COLUMNS.items()})
             loans.changed(loan_id)
         loans.flush()
-        append_rows(batch.conn, batch.table("journal_entries"), lines)
+        _append_lines(batch, entries)
         _add_to_balances(RowSet(batch.conn, batch.table("account_balances")), totals)
+
+
+#: One journal entry: position, loan id, business date, event type and its lines.
+Entry = tuple[int, str, date, str, list[Posting]]
+
+#: ``journal_entries`` columns in the order ``_append_lines`` writes them to COPY.
+_COPY_COLUMNS = ("position", "loan_id", "business_date", "event_type", "line", "account",
+                 "debit", "credit", "currency")
+
+
+def _append_lines(batch: Batch, entries: list[Entry]) -> None:
+    if batch.conn.dialect.name != "postgresql":
+        append_rows(batch.conn, batch.table("journal_entries"), [
+            {"position": position, "line": line, "loan_id": loan_id, "business_date": day,
+             "event_type": event_type, "account": p.account, "debit": p.debit,
+             "credit": p.credit, "currency": p.currency}
+            for position, loan_id, day, event_type, postings in entries
+            for line, p in enumerate(postings, start=1)])
+        return
+    # The biggest write of a rebuild (≈2.3 lines per event), so lines are formatted straight
+    # into COPY's text format, the entry's own fields once per entry instead of once per line
+    # through a generic row writer. Every value is a number, date, id or code: nothing there
+    # needs escaping.
+    lines = []
+    for position, loan_id, day, event_type, postings in entries:
+        head = f"{position}\t{loan_id}\t{day.isoformat()}\t{event_type}\t"
+        for line, (account, debit, credit, currency) in enumerate(postings, start=1):
+            lines.append(f"{head}{line}\t{account}\t{debit!s}\t{credit!s}\t{currency}\n")
+    batch.copy_text("journal_entries", _COPY_COLUMNS, lines)
 
 
 def _book(row: dict[str, Any] | None, loan_id: str) -> LoanBook:
     if row is None:
         raise UnknownLoanCurrency(f"money event for loan {loan_id} before its Applied event")
-    return LoanBook(row["currency"], {a: Decimal(row[c]) for a, c in LOAN_COLUMNS.items()})
+    return LoanBook(row["currency"], {a: row[c] for a, c in LOAN_COLUMNS.items()})
 
 
-def _add_to_balances(rows: RowSet, totals: dict[Hashable, list[Decimal]]) -> None:
-    rows.load(totals)
-    for key, (debit, credit) in totals.items():
+def _add_to_balances(rows: RowSet, totals: dict[str, dict[str, list[Decimal]]]) -> None:
+    keyed = {(account, currency): total for currency, by_account in totals.items()
+             for account, total in by_account.items()}
+    rows.load(keyed)
+    for key, (debit, credit) in keyed.items():
         row = rows.get(key)
         if row is None:
-            account, currency = key  # type: ignore[misc]
+            account, currency = key
             rows.add({"account": account, "currency": currency, "debit_total": debit,
                       "credit_total": credit, "balance": debit - credit})
             continue

@@ -14,24 +14,26 @@ never a half-built one.
 
 from __future__ import annotations
 
-import gc
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Notification
 from sqlalchemy import Connection, MetaData, Table, func, insert, select, text, update
 
 from domain.errors import LedgerError
 from ledger.faults import crash_point
+from ledger.memory import collect_between_batches
 from ledger.tables import events as events_table
-from projections.base import Batch, Projection, TableCache, tracking
+from projections.base import BackgroundCopy, Batch, Projection, TableCache, tracking
 
 REBUILD_SUFFIX = "__rebuild"
+INDEX_BUILD_MEMORY = "512MB"  # PostgreSQL's maintenance_work_mem while a rebuild swaps
 
 
 class ProjectionConflict(LedgerError):
@@ -88,22 +90,20 @@ class ProjectionRunner:
     def run_batch(self, projection: Projection, *, tracking_name: str | None = None,
                   tables: Mapping[str, Table] | None = None,
                   conn: Connection | None = None, batch_size: int | None = None,
-                  cache: dict[str, Any] | None = None) -> int:
+                  cache: dict[str, Any] | None = None,
+                  copier: BackgroundCopy | None = None) -> int:
         """Apply the next batch; return how many notifications it consumed (0: caught up)."""
         if conn is None:
             with self.engine.begin() as own:
                 consumed = self.run_batch(projection, tracking_name=tracking_name,
                                           tables=tables, conn=own, batch_size=batch_size,
-                                          cache=cache)
+                                          cache=cache, copier=copier)
             if consumed:
                 self._after_commit()
             return consumed
         name = tracking_name or projection.name
         position = _position(conn, name)
-        c = events_table.c
-        rows = conn.execute(
-            select(c.id, c.originator_id, c.originator_version, c.topic, c.state)
-            .where(c.id > position).order_by(c.id).limit(batch_size or self.batch_size)).all()
+        rows = read_log(conn, position, batch_size or self.batch_size)
         if not rows:
             return 0
         decoded, positions = [], []
@@ -119,7 +119,7 @@ class ProjectionRunner:
             live = {t.name: t for t in projection.tables}
             projection.process(Batch(conn=conn, events=decoded, positions=positions,
                                      tables=dict(tables or live), last_position=last,
-                                     cache=cache))
+                                     cache=cache, copier=copier))
         crash_point("projection_inside_batch")  # rows written, position not yet: must roll back
         advanced = conn.execute(
             update(tracking).where(tracking.c.name == name)
@@ -230,10 +230,15 @@ class ProjectionRunner:
         head = self.head()
         events = 0
         cache: dict[str, TableCache] = {}  # rows between batches; dies with a failed rebuild
-        with _bulk_gc():
+        # PostgreSQL: history rows are copied on a second connection while the next batch is
+        # worked on, and committed before the swap below (BackgroundCopy).
+        copying = (BackgroundCopy(self.engine) if self.engine.dialect.name == "postgresql"
+                   else nullcontext())
+        with copying as copier, collect_between_batches() as collect:
             while consumed := self.run_batch(projection, tracking_name=rebuild_name,
-                                             tables=shadows, batch_size=self.rebuild_batch_size,
-                                             cache=cache):
+                                             tables=shadows, cache=cache, copier=copier,
+                                             batch_size=self.rebuild_batch_size):
+                collect()
                 events += consumed
                 if progress:
                     progress(consumed, head)
@@ -248,6 +253,10 @@ class ProjectionRunner:
                 events += consumed
             for table_name, table_cache in cache.items():
                 table_cache.write_pending(conn, shadows[table_name])
+            if conn.dialect.name == "postgresql":
+                # The swap builds every index of the fresh tables; with the default 64 MB
+                # the journal's sort spills to disk (600,000 lines: 1.2 s, here 0.6 s).
+                conn.execute(text(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'"))
             position = _position(conn, rebuild_name)
             for live in projection.tables:
                 _swap(conn, live, shadows[live.name])
@@ -259,17 +268,27 @@ class ProjectionRunner:
                 "events_per_second": events / seconds if seconds else 0.0}
 
 
-@contextmanager
-def _bulk_gc() -> Iterator[None]:
-    """Collect garbage rarely while a rebuild churns through millions of short-lived objects:
-    with the default thresholds the collector re-walks every live batch over and over (a
-    measured third of rebuild time)."""
-    saved = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*saved)
+_READ_LOG = ("SELECT id, originator_id, originator_version, topic, state"
+             f' FROM "{events_table.name}" WHERE id > %s ORDER BY id LIMIT %s')
+
+
+def read_log(conn: Connection, after: int, limit: int) -> Sequence[Any]:
+    """The next ``limit`` rows of the notification log after id ``after``, in id order, as
+    (id, originator_id, originator_version, topic, state) tuples."""
+    if conn.dialect.name == "postgresql":
+        # Through the driver's own cursor, in the same transaction: SQLAlchemy's result rows
+        # and type processors cost as much again as the query (measured 90k against 165k rows
+        # per second). The dialect registers psycopg2's UUID type, so ids arrive as UUIDs.
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        with raw.cursor() as cursor:
+            cursor.execute(_READ_LOG, (after, limit))
+            rows: list[Any] = cursor.fetchall()
+        assert not rows or isinstance(rows[0][1], UUID)
+        return rows
+    c = events_table.c
+    return conn.execute(select(c.id, c.originator_id, c.originator_version, c.topic, c.state)
+                        .where(c.id > after).order_by(c.id).limit(limit)).all()
 
 
 def _position(conn: Connection, name: str) -> int:

@@ -166,6 +166,68 @@ def test_rebuild_swaps_in_tables_equal_to_the_incremental_ones(book: LoanLedger)
     assert tally_of(book) == incremental
 
 
+log_table = Table(
+    "test_event_log", tally_md,
+    Column("position", Integer(), primary_key=True),
+    Column("loan_id", String(36), nullable=False),
+)
+
+
+class Logging(Tally):
+    """Also appends one line per event with ``Batch.copy_text`` (PostgreSQL's COPY; during a
+    rebuild, on the background connection)."""
+
+    tables: ClassVar[tuple[Table, ...]] = (tally_table, log_table)
+
+    def process(self, batch: Batch) -> None:
+        super().process(batch)
+        batch.copy_text("test_event_log", ("position", "loan_id"), [
+            f"{self.line_position(p)}\t{batch.ids[e.originator_id.int]}\n"
+            for e, p in zip(batch.events, batch.positions, strict=True)])
+
+    def line_position(self, position: int) -> int:
+        return position
+
+
+def log_of(app: LoanLedger) -> list[tuple[int, str]]:
+    with app.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(log_table).order_by(log_table.c.position))]
+
+
+def test_a_rebuild_copies_history_rows_in_the_background_and_swaps_them_in(
+        book: LoanLedger) -> None:
+    if book.engine.dialect.name != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    runner = ProjectionRunner(book, [Logging()], batch_size=13, rebuild_batch_size=13)
+    runner.catch_up()
+    incremental = log_of(book)
+    assert len(incremental) == runner.head()
+    runner.rebuild("tally")
+    assert log_of(book) == incremental
+    assert tally_of(book) == events_per_loan(book)
+
+
+def test_a_failing_background_copy_fails_the_rebuild_and_keeps_the_live_tables(
+        book: LoanLedger) -> None:
+    if book.engine.dialect.name != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+
+    class Duplicating(Logging):
+        def line_position(self, position: int) -> int:
+            return 1  # every line the same key: the background COPY fails
+
+    ProjectionRunner(book, [Logging()]).catch_up()
+    incremental, position = log_of(book), ProjectionRunner(book, [Logging()]).position("tally")
+    runner = ProjectionRunner(book, [Duplicating()], batch_size=13, rebuild_batch_size=13)
+    with pytest.raises(RuntimeError, match="background COPY"):
+        runner.rebuild("tally")
+    assert log_of(book) == incremental
+    assert runner.position("tally") == position
+    # The next rebuild starts from scratch and succeeds.
+    ProjectionRunner(book, [Logging()], rebuild_batch_size=13).rebuild("tally")
+    assert log_of(book) == incremental
+
+
 def _runner_script(tmp_path: Path) -> Path:
     script = tmp_path / "run_tally.py"
     script.write_text(textwrap.dedent(f"""
