@@ -128,7 +128,9 @@ def eod_child(url: str, through: date, options: dict[str, Any], results: Any) ->
 
         profiler = cProfile.Profile()
         profiler.enable()
+    cpu_before = _cpu_seconds()
     summary = run_end_of_day(app, through, workers=options["workers"])
+    cpu = _cpu_seconds() - cpu_before
     if options.get("profile"):
         profiler.disable()
         profiler.dump_stats("eod.prof")  # for pstats / snakeviz
@@ -138,7 +140,14 @@ def eod_child(url: str, through: date, options: dict[str, Any], results: Any) ->
     # small process).
     rss_mb = peak_rss_mb()
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    results.put((summary.loans, summary.events, summary.seconds, max(rss_mb, child_mb)))
+    results.put((summary.loans, summary.events, summary.seconds, max(rss_mb, child_mb), cpu))
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished workers (user + system)."""
+    own, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                          resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 def peak_rss_mb() -> float:
@@ -151,14 +160,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_day(url: str, through: date, options: dict[str, Any]) -> tuple[int, int, float, float]:
+def run_day(url: str, through: date,
+            options: dict[str, Any]) -> tuple[int, int, float, float, float]:
     context = multiprocessing.get_context("spawn")
     results: Any = context.Queue()
     child = context.Process(target=eod_child, args=(url, through, options, results))
     child.start()
     while True:
         try:
-            outcome: tuple[int, int, float, float] = results.get(timeout=1)
+            outcome: tuple[int, int, float, float, float] = results.get(timeout=1)
             break
         except queue.Empty:
             if not child.is_alive():
@@ -245,12 +255,13 @@ def main() -> None:
             through = BENCH_DAY + timedelta(days=day)
             options["profile"] = args.profile == day + 1
             before = max_event_id(url)
-            loans, events, seconds, rss = run_day(url, through, options)
+            loans, events, seconds, rss, cpu = run_day(url, through, options)
             copy_rows, copy_seconds = copy_rate(url, before)
             ours, copy = events / seconds, copy_rows / copy_seconds
             print(f"EOD {through}: {loans:,} loans, {events:,} events in {seconds:.1f}s — "
                   f"{loans / seconds:,.0f} loans/s, {ours:,.0f} events/s, peak RSS "
-                  f"{rss:,.0f} MB; COPY of the same {copy_rows:,} rows: {copy:,.0f} rows/s "
+                  f"{rss:,.0f} MB, EOD CPU {cpu:.1f}s ({cpu / seconds:.0%} of wall); "
+                  f"COPY of the same {copy_rows:,} rows: {copy:,.0f} rows/s "
                   f"→ ratio {ours / copy:.3f} (workers={args.workers}, chunk={args.chunk}, "
                   f"snapshot_after={args.snapshot_after})", flush=True)
     finally:
