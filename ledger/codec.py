@@ -148,6 +148,7 @@ class FieldCodec:
             else:
                 lines += [f"    if {name!r} in s: s[{name!r}] = c{n}(s[{name!r}])"]
         lines.append("    return s")
+        # Only field names from the class's own annotations go into the source, never data.
         exec("\n".join(lines), scope)
         return cast(Callable[[dict[str, Any]], dict[str, Any]], scope[direction])
 
