@@ -237,16 +237,12 @@ def postings_for(event: object, book: LoanBook) -> list[Posting]:
         return []
     entry = _Entry(book.currency)
     rule(event, entry, book)
-    # check_balanced, for the one currency an entry has: one sum (this runs per event).
-    difference = ZERO
-    for _, debit, credit, _ in entry.lines:
-        difference += debit - credit
-    if difference:
-        raise UnbalancedEntry(f"entry in {book.currency} is off by {difference}")
+    check_balanced(entry.lines)
     return entry.lines
 
 
 def check_balanced(postings: Iterable[Posting]) -> None:
+    """Debits equal credits in every currency of ``postings``, else UnbalancedEntry."""
     totals: dict[str, Decimal] = {}
     for _, debit, credit, currency in postings:
         totals[currency] = totals.get(currency, ZERO) + debit - credit

@@ -100,7 +100,7 @@ def converter_for(tp: Any) -> Converter | None:
         inner = converter_for(args[0])
         if inner is None:
             return None
-        enc, dec = _strict(inner)
+        enc, dec = _none_safe(inner)
         return Converter(lambda v: [enc(x) for x in v], lambda v: [dec(x) for x in v])
     if origin is dict:
         if args[0] is not str:
@@ -108,15 +108,17 @@ def converter_for(tp: Any) -> Converter | None:
         inner = converter_for(args[1])
         if inner is None:
             return None
-        enc, dec = _strict(inner)
+        enc, dec = _none_safe(inner)
         return Converter(lambda v: {k: enc(x) for k, x in v.items()},
                          lambda v: {k: dec(x) for k, x in v.items()})
-    if typing.get_origin(tp) is typing.ClassVar:
+    if origin is typing.ClassVar:
         return None
     raise TypeError(f"no stored form for {tp!r}; give it a converter in ledger.codec")
 
 
-def _strict(conv: Converter) -> tuple[Convert, Convert]:
+def _none_safe(conv: Converter) -> tuple[Convert, Convert]:
+    """The converter's functions, passing None through when the type is optional (inside a
+    list or dict there is no generated line to check for it)."""
     if not conv.optional:
         return conv.encode, conv.decode
     enc, dec = conv.encode, conv.decode

@@ -3,7 +3,7 @@
 A chunk is a few hundred active loans in loan-id order. Its state is loaded with two queries
 (the loans' latest snapshots, then the events after them), decoded with the application's
 mapper and replayed in memory; ``Loan.close_day`` decides; every new event of the chunk is
-appended by ``LoanLedger.save`` in ONE transaction (notification ids, the unique
+appended by ``LoanLedger.save_many`` in ONE transaction (notification ids, the unique
 (loan, version) index and the library's interval snapshots stay exactly as for a command).
 Loans that built up ``eod_snapshot_after`` events since their snapshot get a fresh one, which
 replaces the old, so tomorrow's load replays a handful of events and the snapshot table stays

@@ -1,4 +1,7 @@
-"""Transcodings for the types stored in events and snapshots (the library knows none of them)."""
+"""The library transcoder's transcodings for the ledger's types.
+
+New payloads are written by ``ledger.codec``; these let the library's transcoder read payloads
+written before it (the codec falls back to it for anything without its ``{"_v":2,`` mark)."""
 
 from __future__ import annotations
 

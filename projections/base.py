@@ -51,6 +51,16 @@ IN_CHUNK = 500  # keys per IN (…) list
 ROW_CACHE_LIMIT = 250_000  # rows per table a rebuild keeps between batches
 
 
+class AggregateIds(dict[int, str]):
+    """``UUID.int`` -> ``str(UUID)``, each made once per batch instead of once per event:
+    ``str(UUID)`` is slow, and a UUID as a dict key hashes and compares in Python, its int
+    in C."""
+
+    def __missing__(self, key: int) -> str:
+        value = self[key] = str(UUID(int=key))
+        return value
+
+
 @dataclass
 class Batch:
     conn: Connection
@@ -62,7 +72,7 @@ class Batch:
     #: None when running live.
     cache: dict[str, TableCache] | None = None
     #: ``ids[event.originator_id.int]``: the id as the string read models key on.
-    ids: AggregateIds = field(default_factory=lambda: AggregateIds())
+    ids: AggregateIds = field(default_factory=AggregateIds)
     #: A rebuild's background COPY on PostgreSQL (see ``copy_text``); None otherwise.
     copier: BackgroundCopy | None = None
 
@@ -88,16 +98,6 @@ class Batch:
                 cache.write_pending(self.conn, self.table(name))
                 cache.rows.clear()
         return RowSet(self.conn, self.table(name), cache=cache)
-
-
-class AggregateIds(dict[int, str]):
-    """``UUID.int`` -> ``str(UUID)``, each made once per batch instead of once per event:
-    ``str(UUID)`` is slow, and a UUID as a dict key hashes and compares in Python, its int
-    in C."""
-
-    def __missing__(self, key: int) -> str:
-        value = self[key] = str(UUID(int=key))
-        return value
 
 
 @dataclass
