@@ -622,7 +622,7 @@ def projections_rebuild(name: Annotated[str | None, typer.Argument(
 
     with handled():
         runner = ProjectionRunner(_app())
-        names = [name] if name else [p.name for p in runner.projections]
+        names = [runner.get(name).name] if name else [p.name for p in runner.projections]
         for n in names:
             with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                           TextColumn("{task.completed:,.0f}/{task.total:,.0f} events"),
