@@ -6,11 +6,21 @@ CLI can print it and the HTTP API can turn it into RFC 9457 problem+json without
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
+#: The closed set of error kinds; every face maps each of them (CLI exit codes, HTTP statuses).
+KINDS = frozenset({"invalid", "conflict", "not_found", "forbidden", "unauthorized", "failed"})
+
 
 class LedgerError(Exception):
     """Base of every business error. ``kind`` maps to the HTTP status family."""
 
-    kind = "invalid"
+    kind: ClassVar[str] = "invalid"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind not in KINDS:
+            raise TypeError(f"{cls.__name__}.kind {cls.kind!r} is not one of {sorted(KINDS)}")
 
     def __init__(self, message: str, *, field: str | None = None, rule: str | None = None) -> None:
         super().__init__(message)
@@ -109,6 +119,10 @@ class IdempotencyKeyReused(StateConflict):
     """The same idempotency key arrived with a different command."""
 
 
+class AlreadyExists(StateConflict):
+    """A command names a new aggregate id that is already taken."""
+
+
 # --- unknown things (HTTP 404) --------------------------------------------------------------
 
 
@@ -122,3 +136,17 @@ class LoanNotFound(NotFound):
 
 class ComplaintNotFound(NotFound):
     pass
+
+
+# --- the ledger could not do it (a bug or the environment; HTTP 500/503) ----------------------
+
+
+class Failure(LedgerError):
+    """Not the caller's fault: an invariant broke (a bug) or a dependency failed."""
+
+    kind = "failed"
+
+
+class InvariantViolated(Failure):
+    """The domain was about to record an event whose parts do not add up (a bug, never input):
+    nothing is recorded."""

@@ -8,6 +8,7 @@ names it, with an explicit rounding mode; arithmetic never relies on the ambient
 from __future__ import annotations
 
 import decimal
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -61,14 +62,32 @@ class Currency:
         """The smallest posted unit: 0.01 for CNY, 1 for JPY."""
         return Decimal(1).scaleb(-self.minor_units)
 
+    @property
+    def max_amount(self) -> Decimal:
+        """The largest single amount the ledger accepts in this currency, whatever the settings.
+
+        Every amount column is stored where it must round-trip exactly on both databases:
+        SQLite keeps NUMERIC as an 8-byte float (15 significant digits exact), PostgreSQL as
+        NUMERIC(20, 4). An amount below 10^(13 − minor units) has at most 13 significant
+        digits, which leaves a factor of 100 for what accumulates from it (a loan's lifetime
+        interest, penalty and payments) before a column could lose a cent: 10^11 CNY,
+        10^13 JPY, 10^10 KWD. A product may set a lower maximum (``LEDGER_MAX_AMOUNTS``)."""
+        return Decimal(10) ** (13 - self.minor_units)
+
     def round(self, value: Decimal, mode: str = ROUND_HALF_EVEN) -> Decimal:
         """Round a full-precision amount to this currency's minor units with ``mode``."""
         return value.quantize(self.quantum, rounding=mode, context=CALC)
 
     def check_amount(
-        self, value: Decimal | str | int, *, field: str = "amount", allow_zero: bool = False
+        self,
+        value: Decimal | str | int,
+        *,
+        field: str = "amount",
+        allow_zero: bool = False,
+        maximum: Decimal | None = None,
     ) -> Decimal:
-        """Parse and validate an amount given at the edge: finite, positive, ≤ minor units."""
+        """Parse and validate an amount: finite, positive, ≤ minor units, ≤ ``maximum``
+        (at most ``max_amount``)."""
         amount = to_decimal(value, field=field)
         if amount < 0 or (amount == 0 and not allow_zero):
             rule = "non_negative" if allow_zero else "positive"
@@ -77,6 +96,13 @@ class Currency:
                 f" got {value}",
                 field=field,
                 rule=rule,
+            )
+        limit = self.max_amount if maximum is None else min(maximum, self.max_amount)
+        if amount > limit:
+            raise InvalidAmount(
+                f"{field} {value} is above the maximum amount {limit:,f} {self.code}",
+                field=field,
+                rule="max_amount",
             )
         exponent = amount.as_tuple().exponent
         assert isinstance(exponent, int)
@@ -90,6 +116,32 @@ class Currency:
 
     def __str__(self) -> str:
         return self.code
+
+
+#: What an amount written as text may look like: digits, optionally a point and more digits;
+#: a leading minus only so that a negative amount gets its own message.
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def parse_decimal_text(value: object, *, field: str = "amount") -> Decimal:
+    """An amount or rate as it arrives at the edge (JSON, CLI option): a plain decimal string
+    such as ``"1234.56"``. JSON numbers, exponents, whitespace and signs other than a leading
+    minus are refused, with a message that says what is expected."""
+    if isinstance(value, Decimal):
+        return to_decimal(value, field=field)
+    if isinstance(value, bool) or not isinstance(value, str):
+        kind = {bool: "a boolean", int: "a JSON number", float: "a JSON number"}.get(
+            type(value), f"a {type(value).__name__}")
+        rule = "no_float" if isinstance(value, float) else "decimal_string"
+        raise InvalidAmount(
+            f'{field} must be a decimal string such as "1234.56", not {kind} ({value!r})',
+            field=field, rule=rule)
+    if PLAIN_DECIMAL.fullmatch(value) is None:
+        raise InvalidAmount(
+            f'{field} {value!r} is not a plain decimal string such as "1234.56" (digits and'
+            " an optional decimal point; no exponent, spaces or thousands separators)",
+            field=field, rule="decimal")
+    return Decimal(value)
 
 
 def to_decimal(value: Decimal | str | int, *, field: str = "amount") -> Decimal:
