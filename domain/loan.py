@@ -408,6 +408,21 @@ class Loan(Aggregate):
     def principal_outstanding(self) -> Decimal:
         return self.principal_not_due + self.principal_due_unpaid()
 
+    def penalty_base(self, day: date) -> Decimal:
+        """What penalty interest runs on for ``day``: the unpaid principal (and, compounding,
+        interest) of each installment overdue that day, i.e. whose own due date + grace days
+        is before ``day``. On its due date an installment still earns contract interest, and
+        each installment's grace counts from its own due date."""
+        cutoff = day - timedelta(days=self.terms.product.grace_days)
+        compound = self.terms.product.compound_penalty
+        base = ZERO
+        for inst in self.installments:
+            if inst.fell_due and inst.due_date < cutoff:
+                base += inst.principal - inst.principal_paid
+                if compound:
+                    base += inst.interest - inst.interest_paid
+        return base
+
     def arrears_due(self) -> Decimal:
         return (self.principal_due_unpaid() + self.interest_due_unpaid()
                 + self.penalty_outstanding + self.fees_outstanding)
@@ -584,9 +599,7 @@ class Loan(Aggregate):
                                overdue_interest=self.interest_due_unpaid())
         # 4. penalty interest (罚息) on overdue principal, optionally compounding on interest.
         if dpd > grace and (self.penalty_through is None or day > self.penalty_through):
-            base = self.principal_due_unpaid()
-            if terms.product.compound_penalty:
-                base += self.interest_due_unpaid()
+            base = self.penalty_base(day)
             if base > 0:
                 penalty_rate = CALC.multiply(self.annual_rate, 1 + terms.product.penalty_markup)
                 fraction = year_fraction(terms.day_count, day - ONE_DAY, day)

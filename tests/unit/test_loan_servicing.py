@@ -148,6 +148,56 @@ def test_compounding_penalty_also_charges_overdue_interest() -> None:
     assert penalty.base == D("8884.88")
 
 
+def penalties_by_day(loan: Loan) -> dict[date, Loan.PenaltyAccrued]:
+    return {p.business_date: p for p in of_type(loan.collect_events(), Loan.PenaltyAccrued)}
+
+
+def test_a_later_installment_is_charged_penalty_from_the_day_after_its_due_date() -> None:
+    # Given the first installment (principal 7884.88, due 10 Feb) unpaid,
+    loan = active_loan()
+    # when the second (principal 7963.73) falls due on 10 Mar and is not paid either,
+    loan.close_day(date(2026, 3, 11))
+    penalties = penalties_by_day(loan)
+    # then on 10 Mar it still earns contract interest, so only the first is in the base;
+    assert penalties[date(2026, 3, 10)].base == D("7884.88")
+    # from 11 Mar both are overdue: 7884.88 + 7963.73 = 15848.61, at 12 % × 1.5 = 18 % a
+    # year, 30/360: 15848.61 × 0.18 / 360 = 7.924305, plus the carried rounding remainder.
+    eleventh = penalties[date(2026, 3, 11)]
+    assert eleventh.base == D("15848.61")
+    exact = penalties[date(2026, 3, 10)].carry + D("7.924305")
+    assert eleventh.amount == exact.quantize(D("0.01"))
+    assert eleventh.carry == exact - eleventh.amount
+
+
+def test_with_compounding_a_later_installments_interest_joins_the_base_the_day_after() -> None:
+    # Given a compounding product and two unpaid installments (8884.88 each, interest included),
+    loan = active_loan(product=ProductTerms(compound_penalty=True))
+    loan.close_day(date(2026, 3, 11))
+    penalties = penalties_by_day(loan)
+    # the second one's 7963.73 + 921.15 joins the base on 11 Mar, not on its due date.
+    assert penalties[date(2026, 3, 10)].base == D("8884.88")
+    assert penalties[date(2026, 3, 11)].base == D("8884.88") + D("8884.88")
+
+
+def test_each_installments_grace_days_count_from_its_own_due_date() -> None:
+    # Given three grace days and the first installment (7884.88, due 10 Feb) unpaid,
+    loan = active_loan(product=ProductTerms(grace_days=3))
+    # when the second (7963.73, due 10 Mar) is not paid either,
+    loan.close_day(date(2026, 3, 14))
+    penalties = penalties_by_day(loan)
+    # then the first is charged from 14 Feb (10 Feb + 3 days of grace < 14 Feb),
+    assert min(penalties) == date(2026, 2, 14)
+    # the second is not charged inside its own grace, 10-13 Mar, while the first still is:
+    # 7884.88 × 0.18 / 360 = 3.94244 a day,
+    for day in range(10, 14):
+        assert penalties[date(2026, 3, day)].base == D("7884.88")
+    # and both from 14 Mar: 15848.61 × 0.18 / 360 = 7.924305, plus the carry.
+    fourteenth = penalties[date(2026, 3, 14)]
+    assert fourteenth.base == D("15848.61")
+    exact = penalties[date(2026, 3, 13)].carry + D("7.924305")
+    assert fourteenth.amount == exact.quantize(D("0.01")) == D("7.93")
+
+
 # ------------------------------------------------------------------------- repayments
 
 
