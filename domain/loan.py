@@ -30,9 +30,11 @@ from domain.delinquency import (
 )
 from domain.errors import (
     CurrencyMismatch,
+    InvalidAmount,
     InvalidDate,
     InvalidTerm,
     InvalidTransition,
+    InvariantViolated,
     LoanNotActive,
     OverpaymentNotAllowed,
     ValidationError,
@@ -52,6 +54,55 @@ PERFORMING = classify(0).as_dict()  # copied by every new loan
 
 def _schedule_dicts(installments: list[Installment]) -> list[dict[str, Any]]:
     return [i.as_dict() for i in installments]
+
+
+# ------------------------------------------------------------------ invariants
+# The domain's last word before an event is recorded: its parts are not negative and add up to
+# its total. Breaking one is a bug (never input), so the command raises ``InvariantViolated``
+# before ``trigger_event`` and nothing is recorded. Only the once-a-day events of end of day
+# (InterestAccrued, InstallmentFellDue) are checked inline, with a comparison or two; the rest
+# run once per command.
+
+
+def _check_not_negative(event: str, parts: dict[str, Decimal]) -> None:
+    for name, value in parts.items():
+        if value < 0:
+            raise InvariantViolated(f"{event}: {name} {value} is negative", field=name,
+                                    rule="non_negative")
+
+
+def _check_sum(event: str, total_name: str, total: Decimal, parts: dict[str, Decimal]) -> None:
+    """``parts`` (named as in the event) must add up to the event's ``total``."""
+    added = sum(parts.values(), ZERO)
+    if added != total:
+        listed = " + ".join(f"{name} {value}" for name, value in parts.items())
+        raise InvariantViolated(f"{event}: {listed} = {added}, not {total_name} {total}",
+                                field=total_name, rule="parts_sum_to_total")
+
+
+def _schedule_principal(schedule: list[Installment]) -> dict[str, Decimal]:
+    return {"schedule principal": sum((i.principal for i in schedule), ZERO)}
+
+
+def _check_allocation(event: str, amount: Decimal, allocation: dict[str, Any],
+                      rest: dict[str, Decimal]) -> None:
+    """A repayment's stored allocation: its lines add up to its per-component totals, its
+    remainder is ``rest`` (accrued interest paid, prepaid principal, overpayment), and the
+    components plus ``rest`` are the amount received; no part is negative."""
+    by_component = dict.fromkeys(COMPONENTS, ZERO)
+    for line in allocation["lines"]:
+        value = Decimal(line["amount"])
+        if value < 0:
+            raise InvariantViolated(
+                f"{event}: allocation line {line['component']} {value} is negative",
+                field="allocation", rule="non_negative")
+        by_component[line["component"]] += value
+    totals = {c: Decimal(allocation[c]) for c in COMPONENTS}
+    for c in COMPONENTS:
+        _check_sum(event, f"allocation {c}", totals[c], {f"{c} lines": by_component[c]})
+    _check_not_negative(event, rest)
+    _check_sum(event, "allocation remainder", Decimal(allocation["remainder"]), rest)
+    _check_sum(event, "amount", amount, {f"allocated {c}": totals[c] for c in COMPONENTS} | rest)
 
 
 class Loan(Aggregate):
@@ -525,6 +576,7 @@ class Loan(Aggregate):
             first_due=first_due, currency=terms.money_currency,
             rounding=terms.product.rounding,
         )
+        _check_sum("Disbursed", "amount", terms.principal, _schedule_principal(schedule))
         self.trigger_event(self.Disbursed, business_date=business_date, amount=terms.principal,
                            first_due=first_due, schedule=_schedule_dicts(schedule))
 
@@ -565,10 +617,12 @@ class Loan(Aggregate):
         # 1. interest accrual: cumulative exact accrual of the period, rounded, minus posted,
         #    so the rounding remainder is carried and the period sums exactly.
         exact = self._period_exact(day)
-        self.trigger_event(self.InterestAccrued, business_date=day,
-                           amount=self._unbilled_target(exact) - self.interest_accrued,
-                           period_exact=exact,
-                           end_of_day=end_of_day)
+        amount = self._unbilled_target(exact) - self.interest_accrued
+        if amount < 0:  # the cumulative accrual never decreases; a day posts zero or more
+            raise InvariantViolated(f"InterestAccrued: amount {amount} on {day} is negative",
+                                    field="amount", rule="non_negative")
+        self.trigger_event(self.InterestAccrued, business_date=day, amount=amount,
+                           period_exact=exact, end_of_day=end_of_day)
         # 2. installments falling due (the last one takes whatever principal is left).
         future = self.future()
         for inst in future:
@@ -577,6 +631,9 @@ class Loan(Aggregate):
             is_last = inst is future[-1]
             principal = self.principal_not_due if is_last else min(inst.principal,
                                                                     self.principal_not_due)
+            if principal < 0 or self.interest_accrued < 0:
+                _check_not_negative("InstallmentFellDue", {
+                    "principal": principal, "interest": self.interest_accrued})
             self.trigger_event(self.InstallmentFellDue, business_date=day, number=inst.number,
                                due_date=inst.due_date, principal=principal,
                                interest=self.interest_accrued)
@@ -624,6 +681,7 @@ class Loan(Aggregate):
         self._check_not_before(business_date, self.last_event_date)
         # Parsed like every other amount at the edge: strings accepted, booked in minor units.
         amount = self.money_currency.check_amount(amount, field="amount")
+        self._check_balance_limit("fees outstanding", self.fees_outstanding + amount, "amount")
         self.trigger_event(self.FeeCharged, business_date=business_date, amount=amount, kind=kind)
 
     def receive_repayment(self, business_date: date, amount: Decimal, currency: str,
@@ -659,11 +717,20 @@ class Loan(Aggregate):
             accrued_paid = min(remainder, self.interest_accrued)
             prepaid = remainder - accrued_paid
             if prepaid:
-                new_schedule = _schedule_dicts(self._rebuilt_schedule(
-                    business_date, self.principal_not_due - prepaid, terms.product.prepayment))
+                rebuilt = self._rebuilt_schedule(business_date, self.principal_not_due - prepaid,
+                                                 terms.product.prepayment)
+                _check_sum("RepaymentReceived", "principal not due after the prepayment",
+                           self.principal_not_due - prepaid, _schedule_principal(rebuilt))
+                new_schedule = _schedule_dicts(rebuilt)
+        self._check_balance_limit("the overpayment held", self.overpayment + overpayment,
+                                  "amount")
+        stored = allocation.as_dict()
+        _check_allocation("RepaymentReceived", amount, stored, {
+            "accrued_interest_paid": accrued_paid, "prepaid_principal": prepaid,
+            "overpayment": overpayment})
         self.trigger_event(
             self.RepaymentReceived, business_date=business_date, amount=amount,
-            allocation=allocation.as_dict(), accrued_interest_paid=accrued_paid,
+            allocation=stored, accrued_interest_paid=accrued_paid,
             prepaid_principal=prepaid, overpayment=overpayment, new_schedule=new_schedule,
             reference=reference)
         self._close_if_settled(business_date)
@@ -700,16 +767,25 @@ class Loan(Aggregate):
             interest = self.interest_due_unpaid()
             penalty, fees = self.penalty_outstanding, self.fees_outstanding
         capitalized = interest + penalty + fees
-        principal = self.principal_outstanding + capitalized
+        outstanding = self.principal_outstanding
+        principal = outstanding + capitalized
         if principal <= 0:
             raise InvalidTransition("nothing to restructure: no principal outstanding",
                                     field="loan_id", rule="principal_outstanding")
+        if capitalized:
+            self._check_balance_limit(
+                "principal after capitalization", principal,
+                "kind" if kind == RestructureKind.CAPITALIZATION else "capitalize_arrears")
         schedule = self._schedule_from(business_date, principal, count, rate)
+        principal_due = self.principal_due_unpaid()
+        self._check_restructured(capitalized, {
+            "capitalized_interest": interest, "capitalized_penalty": penalty,
+            "capitalized_fees": fees}, outstanding, principal_due, principal, schedule)
         self.trigger_event(
             self.Restructured, business_date=business_date, kind=str(kind), annual_rate=rate,
             capitalized=capitalized, capitalized_interest=interest,
             capitalized_penalty=penalty, capitalized_fees=fees,
-            principal_due_reamortized=self.principal_due_unpaid(),
+            principal_due_reamortized=principal_due,
             reamortized_principal=principal,
             new_schedule=_schedule_dicts(schedule),
             observation_until=business_date + timedelta(days=terms.product.observation_days))
@@ -718,12 +794,17 @@ class Loan(Aggregate):
     def write_off(self, business_date: date, reason: str) -> None:
         self._check_active("write off")
         self._check_not_before(business_date, self.last_event_date)
-        self.trigger_event(
-            self.WrittenOff, business_date=business_date,
-            principal=self.principal_outstanding, principal_due=self.principal_due_unpaid(),
-            interest=self.interest_due_unpaid(),
-            accrued_interest=self.interest_accrued, penalty=self.penalty_outstanding,
-            fees=self.fees_outstanding, reason=reason)
+        parts = {"principal": self.principal_outstanding,
+                 "principal_due": self.principal_due_unpaid(),
+                 "interest": self.interest_due_unpaid(), "accrued_interest": self.interest_accrued,
+                 "penalty": self.penalty_outstanding, "fees": self.fees_outstanding}
+        _check_not_negative("WrittenOff", parts)
+        if parts["principal_due"] > parts["principal"]:
+            raise InvariantViolated(
+                f"WrittenOff: principal_due {parts['principal_due']} is more than principal"
+                f" {parts['principal']}", field="principal_due", rule="part_of_principal")
+        self.trigger_event(self.WrittenOff, business_date=business_date, reason=reason,
+                           **parts)
 
     def receive_recovery(self, business_date: date, amount: Decimal, currency: str,
                          reference: str = "") -> None:
@@ -733,6 +814,7 @@ class Loan(Aggregate):
         self._check_currency(currency)
         self._check_not_before(business_date, self.last_event_date)
         amount = self.money_currency.check_amount(amount, field="amount")
+        self._check_balance_limit("recovered", self.recovered + amount, "amount")
         self.trigger_event(self.RecoveryReceived, business_date=business_date, amount=amount,
                            reference=reference)
 
@@ -816,6 +898,32 @@ class Loan(Aggregate):
             raise CurrencyMismatch(f"payment currency {currency} does not match the loan"
                                    f" currency {self.currency}", field="currency",
                                    rule="loan_currency")
+
+    def _check_balance_limit(self, balance: str, after: Decimal, field: str) -> None:
+        """A loan's accumulated balance may not grow past the largest amount the ledger stores
+        exactly (``Currency.max_amount``): the journal and the projections keep it in one
+        column."""
+        currency = self.money_currency
+        limit = currency.round(currency.max_amount)
+        if after > limit:
+            raise InvalidAmount(
+                f"{balance} would be {after:,f} {currency.code}, above the largest balance a"
+                f" loan may hold, {limit:,f} {currency.code}", field=field, rule="balance_limit")
+
+    def _check_restructured(self, capitalized: Decimal, parts: dict[str, Decimal],
+                            outstanding: Decimal, principal_due: Decimal, principal: Decimal,
+                            schedule: list[Installment]) -> None:
+        event = "Restructured"
+        _check_not_negative(event, parts | {"principal_due_reamortized": principal_due})
+        _check_sum(event, "capitalized", capitalized, parts)
+        _check_sum(event, "reamortized_principal", principal, {
+            "principal outstanding": outstanding, "capitalized": capitalized})
+        if principal_due > outstanding:
+            raise InvariantViolated(
+                f"{event}: principal_due_reamortized {principal_due} is more than the principal"
+                f" outstanding {outstanding}", field="principal_due_reamortized",
+                rule="part_of_principal")
+        _check_sum(event, "reamortized_principal", principal, _schedule_principal(schedule))
 
     def _check_not_before(self, business_date: date, earliest: date | None) -> None:
         if earliest is not None and business_date < earliest:

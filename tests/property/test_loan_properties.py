@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from domain.allocation import Component
 from domain.daycount import DayCount
-from domain.errors import LedgerError
+from domain.errors import InvariantViolated, LedgerError
 from domain.loan import Loan
 from domain.servicing import LoanStatus, RestructureKind
 from domain.terms import PrepaymentOption, ProductTerms
@@ -93,6 +93,8 @@ def run_step(loan: Loan, today: date, step: Step) -> None:
     pending_before = len(loan.pending_events)
     try:
         commands[step.kind]()
+    except InvariantViolated:
+        raise  # a bug, never a refusal: no random life may provoke it
     except LedgerError:
         # A refused command (e.g. repaying a closed loan) adds nothing beyond the catch-up.
         assert len(loan.pending_events) == pending_before
