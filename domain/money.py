@@ -118,6 +118,18 @@ class Currency:
         return self.code
 
 
+def in_minor_units(value: Decimal | float | int | str | None, currency: str) -> Decimal:
+    """An amount read back from a table or a sum (four stored decimals; SQLite returns sums as
+    floats) as the currency shows it: 0.01 for CNY, 1 for JPY, never ``-0.00``. A currency the
+    ledger does not know keeps the value as read."""
+    amount = value if isinstance(value, Decimal) else Decimal(str(value or 0))
+    code = _MINOR_UNITS.get(currency)
+    if code is None:
+        return amount
+    shown = amount.quantize(Decimal(1).scaleb(-code), rounding=ROUND_HALF_EVEN, context=CALC)
+    return abs(shown) if shown == 0 else shown
+
+
 #: What an amount written as text may look like: digits, optionally a point and more digits;
 #: a leading minus only so that a negative amount gets its own message.
 PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")

@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
@@ -27,9 +29,11 @@ from sqlalchemy.orm import Session
 
 from domain.complaint import Complaint
 from domain.errors import (
+    AlreadyExists,
     ComplaintNotFound,
     ConcurrencyConflict,
     IdempotencyKeyReused,
+    InvalidAmount,
     InvalidDate,
     LoanNotFound,
 )
@@ -37,7 +41,7 @@ from domain.loan import Loan
 from domain.terms import LoanTerms, PrepaymentOption
 from ledger import commands as c
 from ledger.codec import LedgerMapper
-from ledger.settings import Settings
+from ledger.settings import Settings, load_settings
 from ledger.tables import command_log, ledger_clock, loan_directory
 from ledger.transcodings import register_all
 
@@ -54,7 +58,8 @@ class EodSummary:
     partition: str = "1/1"
     workers: int = 1
     clock_advanced: bool = True  # False while other partitions of the date are still open
-    skipped: bool = False  # a scheduled run found the day already closed
+    skipped: bool = False  # the day was already closed: nothing to do
+    loan_days: int = 0  # loans × days closed (a loan catching up three days counts three)
 
     @property
     def loans_per_second(self) -> float:
@@ -73,7 +78,7 @@ class LoanLedger(Application[UUID]):
     name = "ledger"  # table prefix: ledger_events, ledger_snapshots
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or load_settings()
         self.snapshotting_intervals = {Loan: self.settings.snapshot_interval, Complaint: 100}
         self.snapshotting_projectors = {Loan: project, Complaint: project}
         env = {
@@ -126,42 +131,72 @@ class LoanLedger(Application[UUID]):
         with Session(self.engine) as session:
             return session.execute(select(ledger_clock.c.closed_through)).scalar()
 
+    def today(self) -> date:
+        """The calendar date now in the bank's timezone (``LEDGER_TIMEZONE``)."""
+        return datetime.now(ZoneInfo(self.settings.timezone)).date()
+
     def business_date(self) -> date:
         """The open business day: the day after the last closed one (today if none closed)."""
         closed = self.closed_through()
-        return closed + ONE_DAY if closed else date.today()
+        return closed + ONE_DAY if closed else self.today()
 
     def _resolve_date(self, given: date | None) -> date:
+        """A command's business date: the open business day by default. Never a future day,
+        never a closed one; so inline catch-up never runs past the open business day.
+
+        Before the first close the ledger has no calendar yet, and a command may carry any
+        date up to today: that is how a book moved from another system is loaded, in date
+        order, before its first end of day (docs/DESIGN.md, *Business date*)."""
         closed = self.closed_through()
+        open_day = closed + ONE_DAY if closed else self.today()
         if given is None:
-            return closed + ONE_DAY if closed else date.today()
+            return open_day
         if closed is not None and given <= closed:
             raise InvalidDate(
-                f"business_date {given} is in a closed business day (closed through {closed})",
+                f"business_date {given} is in a closed business day (closed through {closed});"
+                f" the open business day is {open_day}",
                 field="business_date", rule="not_in_closed_day")
+        if given > open_day:
+            raise InvalidDate(
+                f"business_date {given} is after the open business day {open_day}: a command"
+                " cannot be dated in the future", field="business_date", rule="not_in_future")
         return given
+
+    def _check_as_of(self, as_of: date, field: str = "as_of") -> None:
+        open_day = self.business_date()
+        if as_of > open_day:
+            raise InvalidDate(f"{field} {as_of} is after the open business day {open_day}:"
+                              " there is no state of the future to show", field=field,
+                              rule="not_in_future")
+
+    def _check_amount(self, currency: str, amount: Decimal, field: str = "amount") -> None:
+        """The product's maximum single amount in ``currency`` (a setting, so it is checked
+        after the idempotency lookup: a retry returns its first outcome whatever it says)."""
+        limit = self.settings.max_amount(currency)
+        if amount > limit:
+            raise InvalidAmount(f"{field} {amount} is above the maximum amount {limit:,f}"
+                                f" {currency} (LEDGER_MAX_AMOUNTS)", field=field,
+                                rule="max_amount")
 
     # ----------------------------------------------------------------- commands
     def execute(self, command: c.Command) -> dict[str, Any]:
-        handler: Callable[[Any], dict[str, Any]] = getattr(self, command.type)  # type: ignore[attr-defined]
-        return handler(command)
+        handler: Callable[[LoanLedger, Any], dict[str, Any]] = HANDLERS[type(command)]
+        return handler(self, command)
 
     def apply_for_loan(self, cmd: c.ApplyForLoan) -> dict[str, Any]:
-        defaults = self.settings.product_terms()
-        overrides: dict[str, Any] = {}
-        if cmd.grace_days is not None:
-            overrides["grace_days"] = cmd.grace_days
-        if cmd.penalty_markup is not None:
-            overrides["penalty_markup"] = cmd.penalty_markup
-        if cmd.waterfall is not None:
-            overrides["waterfall"] = cmd.waterfall
-        if cmd.prepayment is not None:
-            overrides["prepayment"] = PrepaymentOption(cmd.prepayment)
-        from dataclasses import replace
-
-        product = replace(defaults, **overrides) if overrides else defaults
-
         def decide(on: date) -> list[Aggregate]:
+            defaults = self.settings.product_terms()
+            overrides: dict[str, Any] = {}
+            if cmd.grace_days is not None:
+                overrides["grace_days"] = cmd.grace_days
+            if cmd.penalty_markup is not None:
+                overrides["penalty_markup"] = cmd.penalty_markup
+            if cmd.waterfall is not None:
+                overrides["waterfall"] = cmd.waterfall
+            if cmd.prepayment is not None:
+                overrides["prepayment"] = PrepaymentOption(cmd.prepayment)
+            product = replace(defaults, **overrides) if overrides else defaults
+            self._check_amount(cmd.currency, cmd.principal, "principal")
             terms = LoanTerms.create(principal=cmd.principal, currency=cmd.currency,
                                      annual_rate=cmd.annual_rate, term=cmd.term,
                                      method=cmd.method, day_count=cmd.day_count, product=product)
@@ -185,10 +220,11 @@ class LoanLedger(Application[UUID]):
 
     def receive_repayment(self, cmd: c.ReceiveRepayment) -> dict[str, Any]:
         return self._on_loan(cmd, lambda loan, on: loan.receive_repayment(
-            on, cmd.amount, cmd.currency, cmd.reference))
+            on, cmd.amount, cmd.currency, cmd.reference), amount=cmd.amount)
 
     def charge_fee(self, cmd: c.ChargeFee) -> dict[str, Any]:
-        return self._on_loan(cmd, lambda loan, on: loan.charge_fee(on, cmd.amount, cmd.kind))
+        return self._on_loan(cmd, lambda loan, on: loan.charge_fee(on, cmd.amount, cmd.kind),
+                             amount=cmd.amount)
 
     def restructure_loan(self, cmd: c.RestructureLoan) -> dict[str, Any]:
         return self._on_loan(cmd, lambda loan, on: loan.restructure(
@@ -200,7 +236,7 @@ class LoanLedger(Application[UUID]):
 
     def receive_recovery(self, cmd: c.ReceiveRecovery) -> dict[str, Any]:
         return self._on_loan(cmd, lambda loan, on: loan.receive_recovery(
-            on, cmd.amount, cmd.currency, cmd.reference), catch_up=False)
+            on, cmd.amount, cmd.currency, cmd.reference), catch_up=False, amount=cmd.amount)
 
     def file_complaint(self, cmd: c.FileComplaint) -> dict[str, Any]:
         def decide(on: date) -> list[Aggregate]:
@@ -227,6 +263,7 @@ class LoanLedger(Application[UUID]):
     def get_loan(self, loan_id: UUID, *, version: int | None = None,
                  as_of: date | None = None) -> Loan:
         if as_of is not None:
+            self._check_as_of(as_of)
             version = self._version_as_of(loan_id, as_of)
         try:
             loan = self.repository.get(loan_id, version=version, projector_func=project)
@@ -296,9 +333,11 @@ class LoanLedger(Application[UUID]):
 
     # ----------------------------------------------------------------- plumbing
     def _on_loan(self, cmd: c.LoanCommand, action: Callable[[Loan, date], None], *,
-                 catch_up: bool = True) -> dict[str, Any]:
+                 catch_up: bool = True, amount: Decimal | None = None) -> dict[str, Any]:
         def decide(on: date) -> list[Aggregate]:
             loan = self.get_loan(cmd.loan_id)
+            if amount is not None:
+                self._check_amount(loan.currency, amount)
             if catch_up:
                 loan.close_day(on - ONE_DAY)
             action(loan, on)
@@ -323,9 +362,12 @@ class LoanLedger(Application[UUID]):
         for _attempt in range(self.settings.command_retries):
             on = self._resolve_date(cmd.business_date)
             aggregates = list(decide(on))
+            created = [a for a in aggregates if a.version == len(a.pending_events)]
             try:
                 with self.transaction() as session:
                     recordings = self.save(*aggregates)
+                    if self._closed_meanwhile(session, on):
+                        raise _DayClosed  # roll back; the next attempt takes the open day
                     result = {
                         "command": cmd.type,  # type: ignore[attr-defined]
                         "aggregate_id": str(aggregates[-1].id),
@@ -340,15 +382,42 @@ class LoanLedger(Application[UUID]):
                         result=json.dumps(result), recorded_at=datetime.now(UTC)))
                     self._index_loans(session, aggregates, recordings)
                 return result
+            except _DayClosed:
+                continue
             except (IntegrityError, SAIntegrityError):
-                # Either the same key won a race, or another writer moved the aggregate on.
+                # The same key won a race, another writer moved the aggregate on, or a new
+                # aggregate's id is taken.
                 first = self._recorded(cmd, request_hash)
                 if first is not None:
                     return first
+                self._check_new_ids(created)
         raise ConcurrencyConflict(
             f"the aggregate kept changing under {self.settings.command_retries} attempts;"
             " retry later with the same idempotency key", field="idempotency_key",
             rule="concurrent_modification")
+
+    def _closed_meanwhile(self, session: Session, on: date) -> bool:
+        """Whether end of day closed ``on`` while this command was being decided.
+
+        Read after the command's inserts, inside its transaction: on SQLite the transaction
+        then holds the write lock, so the clock cannot move before it commits; on PostgreSQL
+        ``FOR SHARE`` makes end of day's clock update wait for this commit (or this read wait
+        for end of day's). Either way a command never lands in a day already closed."""
+        query = select(ledger_clock.c.closed_through)
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update(read=True)
+        closed = session.execute(query).scalar()
+        return closed is not None and on <= closed
+
+    def _check_new_ids(self, created: Sequence[Aggregate]) -> None:
+        """A failed insert of aggregates this command created: is one's id already taken?"""
+        for aggregate in created:
+            if self.recorder.select_events(aggregate.id, limit=1):
+                what = "loan" if isinstance(aggregate, Loan) else "complaint"
+                raise AlreadyExists(
+                    f"{what}_id {aggregate.id} already exists: a new {what} needs a new id"
+                    " (or omit it to have one assigned)", field=f"{what}_id",
+                    rule="unique_id")
 
     def _recorded(self, cmd: c.Command, request_hash: str) -> dict[str, Any] | None:
         with Session(self.engine) as session:
@@ -381,6 +450,29 @@ class LoanLedger(Application[UUID]):
             if updated.rowcount == 0:
                 session.execute(loan_directory.insert().values(loan_id=str(loan.id), **values))
 
+
+class _DayClosed(Exception):
+    """End of day closed the command's business day before the command committed."""
+
+
+#: Command class -> the application method that carries it out (tested to cover every one).
+HANDLERS: dict[type[c.Command], Callable[[LoanLedger, Any], dict[str, Any]]] = {
+    c.ApplyForLoan: LoanLedger.apply_for_loan,
+    c.ApproveLoan: LoanLedger.approve_loan,
+    c.RejectLoan: LoanLedger.reject_loan,
+    c.WithdrawApplication: LoanLedger.withdraw_application,
+    c.DisburseLoan: LoanLedger.disburse_loan,
+    c.ReceiveRepayment: LoanLedger.receive_repayment,
+    c.ChargeFee: LoanLedger.charge_fee,
+    c.RestructureLoan: LoanLedger.restructure_loan,
+    c.WriteOffLoan: LoanLedger.write_off_loan,
+    c.ReceiveRecovery: LoanLedger.receive_recovery,
+    c.FileComplaint: LoanLedger.file_complaint,
+    c.AcknowledgeComplaint: LoanLedger.acknowledge_complaint,
+    c.EscalateComplaint: LoanLedger.escalate_complaint,
+    c.ResolveComplaint: LoanLedger.resolve_complaint,
+    c.ReopenComplaint: LoanLedger.reopen_complaint,
+}
 
 STATUS_EVENTS = (Loan.Applied, Loan.Approved, Loan.Rejected, Loan.Withdrawn, Loan.Disbursed,
                  Loan.WrittenOff, Loan.Closed)

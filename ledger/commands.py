@@ -1,56 +1,172 @@
 """Command schemas: what integrations send (JSONL batch, HTTP, CLI), validated at the edge.
 
-Amounts are decimal strings; floats are refused so no binary rounding sneaks into money. Every
-command carries an idempotency key; a retry with the same key returns the first outcome.
+The schemas are strict (PRODUCT.md, *Bounds*): amounts and rates are plain decimal strings
+(``"1234.56"``: no JSON numbers, exponents or spaces), integers are JSON integers (not ``true``,
+``"12"`` or ``12.0``), dates are ``YYYY-MM-DD`` strings, ids are canonical UUIDs, currency codes
+are ISO 4217 in capitals, and identifiers and texts are bounded and printable (no control
+characters or terminal escapes). Every failure is a ``ValidationError`` naming the field and
+the rule and saying what is expected. What depends on settings (the rate cap, the maximum amount
+per currency) is checked by the application after the idempotency lookup, so a retried command
+returns its first outcome even when today's settings would refuse it.
+
+Every command carries an idempotency key; a retry with the same key returns the first outcome.
 """
 
 from __future__ import annotations
 
-from datetime import date
+import json
+import re
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationInfo,
+)
 from pydantic import ValidationError as PydanticValidationError
 
-from domain.errors import ValidationError
-from domain.money import to_decimal
+from domain.errors import InvalidDate, UnknownCurrency, ValidationError
+from domain.money import Currency, parse_decimal_text
 from domain.servicing import RestructureKind
 
+MAX_DECIMAL_TEXT = 40  # characters of an amount or rate ("99999999999999.99" is 17)
+UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+CURRENCY_TEXT = re.compile(r"[A-Z]{3}")
+EXAMPLE_UUID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 
-def _decimal(value: Any) -> Decimal:
-    return to_decimal(value, field="amount")
+
+def _name(info: ValidationInfo) -> str:
+    return info.field_name or "value"
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as JSON would write it (control characters escaped), cut to ``limit``."""
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _decimal(value: Any, info: ValidationInfo) -> Decimal:
+    field = _name(info)
+    if isinstance(value, str) and len(value) > MAX_DECIMAL_TEXT:
+        raise ValidationError(f"{field} is longer than {MAX_DECIMAL_TEXT} characters",
+                              field=field, rule="max_length")
+    return parse_decimal_text(value, field=field)
+
+
+def _day(value: Any, info: ValidationInfo) -> date:
+    field = _name(info)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and DATE_TEXT.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise InvalidDate(f"{field} must be a date written YYYY-MM-DD, such as 2026-06-10;"
+                      f" got {shown(value)}", field=field, rule="iso_date")
+
+
+def _uuid(value: Any, info: ValidationInfo) -> UUID:
+    field = _name(info)
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str) and UUID_TEXT.fullmatch(value):
+        return UUID(value)
+    raise ValidationError(f"{field} must be a UUID string such as {EXAMPLE_UUID}, got"
+                          f" {shown(value)}", field=field, rule="uuid")
+
+
+def _currency(value: Any, info: ValidationInfo) -> str:
+    field = _name(info)
+    if not isinstance(value, str) or not CURRENCY_TEXT.fullmatch(value):
+        raise UnknownCurrency(f"{field} must be an ISO 4217 code in capital letters, such as"
+                              f" CNY, USD or JPY; got {shown(value)}", field=field,
+                              rule="iso4217")
+    return Currency.of(value, field=field).code
+
+
+def _printable(value: Any, info: ValidationInfo, *, text: bool) -> Any:
+    """Identifiers: printable characters only. Texts may also hold newlines and tabs.
+    Control characters (NUL, terminal escapes) and invisible format characters are refused."""
+    if isinstance(value, str):
+        allowed = "\n\t" if text else ""
+        bad = next((ch for ch in value if not ch.isprintable() and ch not in allowed), None)
+        if bad is not None:
+            field = _name(info)
+            raise ValidationError(
+                f"{field} contains the control or format character U+{ord(bad):04X};"
+                f" {'text' if text else 'an identifier'} must be printable",
+                field=field, rule="printable")
+        if not text and value != value.strip():
+            field = _name(info)
+            raise ValidationError(f"{field} {shown(value)} has leading or trailing spaces",
+                                  field=field, rule="no_surrounding_spaces")
+    return value
+
+
+def _identifier(value: Any, info: ValidationInfo) -> Any:
+    return _printable(value, info, text=False)
+
+
+def _text(value: Any, info: ValidationInfo) -> Any:
+    return _printable(value, info, text=True)
 
 
 Amount = Annotated[Decimal, BeforeValidator(_decimal)]
+Rate = Annotated[Decimal, BeforeValidator(_decimal)]
+Day = Annotated[date, BeforeValidator(_day)]
+Id = Annotated[UUID, BeforeValidator(_uuid)]
+CurrencyCode = Annotated[str, BeforeValidator(_currency)]
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
+
+
+def Identifier(max_length: int, min_length: int = 1) -> Any:
+    return Annotated[str, Strict(), Field(min_length=min_length, max_length=max_length),
+                     BeforeValidator(_identifier)]
+
+
+def Text(max_length: int = 2000) -> Any:
+    return Annotated[str, Strict(), Field(min_length=1, max_length=max_length),
+                     BeforeValidator(_text)]
 
 
 class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    idempotency_key: str = Field(min_length=1, max_length=200)
-    business_date: date | None = None  # defaults to the ledger's open business day
+    idempotency_key: Identifier(200)  # type: ignore[valid-type]
+    business_date: Day | None = None  # defaults to the ledger's open business day
 
 
 class LoanCommand(Command):
-    loan_id: UUID
+    loan_id: Id
 
 
 class ApplyForLoan(Command):
     type: Literal["apply_for_loan"] = "apply_for_loan"
-    loan_id: UUID | None = None
-    borrower_id: str = Field(min_length=1, max_length=64)
+    loan_id: Id | None = None
+    borrower_id: Identifier(64)  # type: ignore[valid-type]
     principal: Amount
-    currency: str = "CNY"
-    annual_rate: Amount
-    term: int
-    method: str = "annuity"
-    day_count: str = "ACT/365F"
-    grace_days: int | None = None
-    penalty_markup: Amount | None = None
-    waterfall: str | None = None
-    prepayment: str | None = None
+    currency: CurrencyCode = "CNY"
+    annual_rate: Rate
+    term: Int
+    method: Identifier(32) = "annuity"  # type: ignore[valid-type]
+    day_count: Identifier(32) = "ACT/365F"  # type: ignore[valid-type]
+    grace_days: Int | None = None
+    penalty_markup: Rate | None = None
+    waterfall: Identifier(100) | None = None  # type: ignore[valid-type]
+    prepayment: Literal["shorten_term", "lower_installment"] | None = None
 
 
 class ApproveLoan(LoanCommand):
@@ -59,84 +175,94 @@ class ApproveLoan(LoanCommand):
 
 class RejectLoan(LoanCommand):
     type: Literal["reject_loan"] = "reject_loan"
-    reason: str = Field(min_length=1)
+    reason: Text()  # type: ignore[valid-type]
 
 
 class WithdrawApplication(LoanCommand):
     type: Literal["withdraw_application"] = "withdraw_application"
-    reason: str = "withdrawn by borrower"
+    reason: Text() = "withdrawn by borrower"  # type: ignore[valid-type]
 
 
 class DisburseLoan(LoanCommand):
     type: Literal["disburse_loan"] = "disburse_loan"
-    first_due: date | None = None
+    first_due: Day | None = None
 
 
 class ReceiveRepayment(LoanCommand):
     type: Literal["receive_repayment"] = "receive_repayment"
     amount: Amount
-    currency: str
-    reference: str = ""
+    currency: CurrencyCode
+    reference: Identifier(128, min_length=0) = ""  # type: ignore[valid-type]
 
 
 class ChargeFee(LoanCommand):
     type: Literal["charge_fee"] = "charge_fee"
     amount: Amount
-    kind: str = Field("service", min_length=1, max_length=32)
+    kind: Identifier(32) = "service"  # type: ignore[valid-type]
 
 
 class RestructureLoan(LoanCommand):
     type: Literal["restructure_loan"] = "restructure_loan"
     kind: RestructureKind
-    extend_months: int | None = None
-    new_term: int | None = None
-    new_annual_rate: Amount | None = None
-    capitalize_arrears: bool = False
+    extend_months: Int | None = None
+    new_term: Int | None = None
+    new_annual_rate: Rate | None = None
+    capitalize_arrears: Bool = False
 
 
 class WriteOffLoan(LoanCommand):
     type: Literal["write_off_loan"] = "write_off_loan"
-    reason: str = Field(min_length=1)
+    reason: Text()  # type: ignore[valid-type]
 
 
 class ReceiveRecovery(LoanCommand):
     type: Literal["receive_recovery"] = "receive_recovery"
     amount: Amount
-    currency: str
-    reference: str = ""
+    currency: CurrencyCode
+    reference: Identifier(128, min_length=0) = ""  # type: ignore[valid-type]
 
 
 class FileComplaint(Command):
     type: Literal["file_complaint"] = "file_complaint"
-    complaint_id: UUID | None = None
-    loan_id: UUID
-    category: str
-    description: str = Field(min_length=1)
+    complaint_id: Id | None = None
+    loan_id: Id
+    category: Identifier(32)  # type: ignore[valid-type]
+    description: Text()  # type: ignore[valid-type]
 
 
 class ComplaintCommand(Command):
-    complaint_id: UUID
+    complaint_id: Id
 
 
 class AcknowledgeComplaint(ComplaintCommand):
     type: Literal["acknowledge_complaint"] = "acknowledge_complaint"
-    handler: str = Field(min_length=1)
+    handler: Identifier(64)  # type: ignore[valid-type]
 
 
 class EscalateComplaint(ComplaintCommand):
     type: Literal["escalate_complaint"] = "escalate_complaint"
-    reason: str = Field(min_length=1)
+    reason: Text()  # type: ignore[valid-type]
 
 
 class ResolveComplaint(ComplaintCommand):
     type: Literal["resolve_complaint"] = "resolve_complaint"
-    resolution: str = Field(min_length=1)
+    resolution: Text()  # type: ignore[valid-type]
 
 
 class ReopenComplaint(ComplaintCommand):
     type: Literal["reopen_complaint"] = "reopen_complaint"
-    reason: str = Field(min_length=1)
+    reason: Text()  # type: ignore[valid-type]
 
+
+COMMANDS: tuple[type[Command], ...] = (
+    ApplyForLoan, ApproveLoan, RejectLoan, WithdrawApplication, DisburseLoan,
+    ReceiveRepayment, ChargeFee, RestructureLoan, WriteOffLoan, ReceiveRecovery,
+    FileComplaint, AcknowledgeComplaint, EscalateComplaint, ResolveComplaint,
+    ReopenComplaint,
+)
+#: ``type`` tag -> command class.
+BY_TYPE: dict[str, type[Command]] = {
+    cls.model_fields["type"].default: cls for cls in COMMANDS}
 
 AnyCommand = Annotated[
     ApplyForLoan | ApproveLoan | RejectLoan | WithdrawApplication | DisburseLoan
@@ -149,8 +275,21 @@ _adapter: TypeAdapter[Any] = TypeAdapter(AnyCommand)
 
 
 def parse_command(data: Any) -> Command:
-    """Parse one command (a dict with a ``type``); pydantic failures become ValidationError
+    """Parse one command (a JSON object with a ``type``); failures become ValidationError
     naming the first offending field and rule."""
+    if not isinstance(data, dict):
+        kind = {list: "a JSON array", str: "a JSON string", bool: "a JSON boolean",
+                int: "a JSON number", float: "a JSON number", type(None): "null"}.get(
+            type(data), type(data).__name__)
+        raise ValidationError(f"a command must be a JSON object ({{\"type\": …}}), not {kind}",
+                              field="command", rule="json_object")
+    tag = data.get("type")
+    if tag is None:
+        raise ValidationError("type is required: the command's name, one of "
+                              + ", ".join(BY_TYPE), field="type", rule="required")
+    if not isinstance(tag, str) or tag not in BY_TYPE:
+        raise ValidationError(f"unknown command type {shown(tag)}; expected one of "
+                              + ", ".join(BY_TYPE), field="type", rule="command_type")
     try:
         command: Command = _adapter.validate_python(data)
     except PydanticValidationError as exc:
@@ -158,18 +297,39 @@ def parse_command(data: Any) -> Command:
     return command
 
 
+#: pydantic error type -> (rule, what is expected), for the messages a user reads.
+_EXPECTED: dict[str, tuple[str, str]] = {
+    "missing": ("required", "is required"),
+    "extra_forbidden": ("unknown_field", "is not a field of this command"),
+    "int_type": ("integer", "must be a JSON integer such as 12"),
+    "int_from_float": ("integer", "must be a JSON integer such as 12"),
+    "int_parsing": ("integer", "must be a JSON integer such as 12"),
+    "bool_type": ("boolean", "must be true or false"),
+    "bool_parsing": ("boolean", "must be true or false"),
+    "string_type": ("string", "must be a JSON string"),
+    "string_too_short": ("required", "must not be empty"),
+    "literal_error": ("one_of", "must be one of"),
+    "enum": ("one_of", "must be one of"),
+}
+
+
 def as_ledger_error(exc: PydanticValidationError) -> ValidationError:
     first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)) or None
-    # The discriminated union puts the command type first in the location; drop it.
-    if field and "." in field and field.split(".")[0].endswith(("loan", "complaint", "fee",
-                                                                 "repayment", "recovery",
-                                                                 "application")):
-        field = field.split(".", 1)[1]
-    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        field = "type"
-    ctx_error = first.get("ctx", {}).get("error")
+    loc = [str(p) for p in first["loc"] if not isinstance(p, int)]
+    if loc and loc[0] in BY_TYPE:  # the discriminated union puts the command type first
+        loc = loc[1:]
+    field = ".".join(loc) or "command"
+    ctx = first.get("ctx") or {}
+    ctx_error = ctx.get("error")
     if isinstance(ctx_error, ValidationError):
-        message = ctx_error.message.replace(f"{ctx_error.field} ", f"{field} ", 1)
-        return type(ctx_error)(message, field=field or ctx_error.field, rule=ctx_error.rule)
-    return ValidationError(f"{field}: {first['msg']}", field=field, rule=first["type"])
+        return ctx_error
+    kind = first["type"]
+    if kind == "string_too_long":
+        return ValidationError(f"{field} is longer than {ctx.get('max_length')} characters",
+                               field=field, rule="max_length")
+    rule, expected = _EXPECTED.get(kind, (kind, first["msg"].lower()))
+    if kind in ("literal_error", "enum"):
+        expected = f"{expected} {ctx.get('expected', '')}".strip()
+    got = first.get("input")
+    given = "" if kind == "missing" else f", got {shown(got)}"
+    return ValidationError(f"{field} {expected}{given}", field=field, rule=rule)

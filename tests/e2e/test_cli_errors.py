@@ -86,7 +86,7 @@ def test_a_bad_line_fails_alone_and_the_rest_of_the_batch_is_processed(
     failed = {r["line"]: (r["field"], r["rule"]) for r in results if not r["ok"]}
     assert failed == {
         1: ("amount", "no_float"),
-        2: ("type", "union_tag_invalid"),
+        2: ("type", "command_type"),
         4: ("currency", "loan_currency"),
         5: ("loan_id", "loan_active"),
         6: ("line", "json"),

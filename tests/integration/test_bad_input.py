@@ -212,7 +212,7 @@ def test_payment_in_the_wrong_currency_is_refused(refused: Refusal, loan_id: UUI
 
 # --------------------------------------------------------------------- commands
 def test_unknown_command_type_is_refused(refused: Refusal, loan_id: UUID) -> None:
-    with refused.expect(ValidationError, field="type", rule="union_tag_invalid") as caught:
+    with refused.expect(ValidationError, field="type", rule="command_type") as caught:
         refused.send(type="forgive_loan", loan_id=str(loan_id))
     assert "forgive_loan" in caught.value.message
 
