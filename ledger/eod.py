@@ -9,6 +9,13 @@ Loans that built up ``eod_snapshot_after`` events since their snapshot get a fre
 replaces the old, so tomorrow's load replays a handful of events and the snapshot table stays
 about one row per loan.
 
+Commands keep running during end of day. A command that moves one of the chunk's loans
+between its load and its save makes the chunk's transaction fail on that loan's version; only
+the loans whose stored version moved are re-loaded and re-decided (one query finds them), the
+others' decisions stand, and the chunk is saved again — a bounded number of times, then the
+loans that kept moving are set aside and closed one transaction each. A conflict-free chunk
+costs exactly what it did before: one load, one save.
+
 Crash safety comes from the domain, not from bookkeeping: each loan records its last closed
 day, so a rerun closes only what is missing, and a chunk commits all or nothing. The ledger
 clock moves only after every chunk (and every partition) is done.
@@ -22,7 +29,9 @@ One end of day at a time: a PostgreSQL advisory lock (or a lock row on SQLite).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import random
 import secrets
 import socket
 import threading
@@ -35,6 +44,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from sqlalchemy import Text, cast, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
@@ -50,7 +60,9 @@ from ledger.tables import eod_lock, eod_runs, events, ledger_clock, loan_directo
 
 ONE_DAY = timedelta(days=1)
 UUID_SPACE = 1 << 128
-Progress = Callable[[int], None]
+Progress = Callable[[int], None]  # called with the loan-days just closed
+
+log = logging.getLogger("ledger.eod")
 
 
 class EndOfDayRunning(StateConflict):
@@ -109,7 +121,7 @@ WHOLE_BOOK = Partition()
 
 
 def count_active(ledger: LoanLedger, partition: Partition = WHOLE_BOOK) -> int:
-    """Active loans in the partition (for a progress bar's total)."""
+    """Active loans in the partition."""
     c = loan_directory.c
     query = select(func.count()).select_from(loan_directory).where(
         c.status == str(LoanStatus.ACTIVE), c.loan_id >= partition.lower)
@@ -117,6 +129,53 @@ def count_active(ledger: LoanLedger, partition: Partition = WHOLE_BOOK) -> int:
         query = query.where(c.loan_id < partition.upper)
     with ledger.engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def count_loan_days(ledger: LoanLedger, through: date,
+                    partition: Partition = WHOLE_BOOK) -> int | None:
+    """The loan-days a run through ``through`` closes in the partition: the total for the
+    progress callback, which counts loan-days (a loan closing three missing days counts 3).
+
+    Known once the ledger clock is set: every active loan has then closed through the clock
+    (a loan disbursed on the open day counts from the day before, which is the clock), so the
+    total is active loans × days from the clock to ``through`` — exact for a run that finds
+    the book as the last run left it. It stays an estimate, never an error, when: a rerun
+    after a crash finds loans already closed (the bar ends short of its total); a loan
+    disbursed on the open day after the last run passed its chunk lags a day behind the clock
+    (one day more than counted); a book loaded before the first close with later dates (a
+    disbursement, a command's inline catch-up) has loans ahead of the clock (counted days
+    they do not close); commands disburse or pay off loans while the run goes on.
+    ``None`` when the clock is not set (before the first end of day every loan counts from its
+    own disbursement, which only its events tell): show progress without a total."""
+    closed = ledger.closed_through()
+    if closed is None:
+        return None
+    days = (through - closed).days
+    return count_active(ledger, partition) * days if days > 0 else 0
+
+
+@dataclass
+class Closed:
+    """What a run, a worker or a chunk closed: loans visited, loan-days closed, events."""
+
+    loans: int = 0
+    loan_days: int = 0
+    events: int = 0
+
+    def __iadd__(self, other: Closed) -> Closed:
+        self.loans += other.loans
+        self.loan_days += other.loan_days
+        self.events += other.events
+        return self
+
+
+def _is_conflict(error: BaseException) -> bool:
+    """Another writer got there first: a second event for the same (loan, version) on the
+    unique index, or — SQLite — the single writer still busy after the busy timeout."""
+    if isinstance(error, IntegrityError | SAIntegrityError):
+        return True
+    return (isinstance(error, StoreOperationalError | OperationalError)
+            and "database is locked" in str(error))
 
 
 # ------------------------------------------------------------------ the bulk path
@@ -127,22 +186,29 @@ class BulkCloser:
         self.ledger = ledger
         self.chunk_size = ledger.settings.eod_chunk_size
         self.snapshot_after = ledger.settings.eod_snapshot_after
+        self.retries = ledger.settings.command_retries
         self.mapper = ledger.mapper
         self.snapshot_mapper = ledger.snapshots.mapper if ledger.snapshots else ledger.mapper
-        self.snapshot_versions: dict[UUID, int] = {}  # of the chunk being closed
+        # Of the chunk being closed: each loan's latest snapshot version, and its version and
+        # last closed day as loaded (what a conflict is checked against; loan-days count from).
+        self.snapshot_versions: dict[UUID, int] = {}
+        self.loaded: dict[UUID, tuple[int, date | None]] = {}
+        self._saving_thread = 0
+        self._committed = False
 
     def close(self, through: date, partition: Partition = WHOLE_BOOK,
-              progress: Progress | None = None) -> tuple[int, int]:
-        """Close every day through ``through`` for the partition's active loans: (loans, events)."""
-        loans = posted = 0
+              progress: Progress | None = None) -> Closed:
+        """Close every day through ``through`` for the partition's active loans; ``progress``
+        gets the loan-days each chunk closed."""
+        closed = Closed()
         with collect_between_batches() as collect:
             for ids in self.chunks(partition):
-                posted += self.close_chunk(ids, through)
+                chunk = self.close_chunk(ids, through)
                 collect()
-                loans += len(ids)
+                closed += chunk
                 if progress:
-                    progress(len(ids))
-        return loans, posted
+                    progress(chunk.loan_days)
+        return closed
 
     def chunks(self, partition: Partition) -> Iterator[list[str]]:
         c = loan_directory.c
@@ -161,35 +227,136 @@ class BulkCloser:
             yield ids
             after, first = ids[-1], False
 
-    def close_chunk(self, ids: list[str], through: date) -> int:
-        """Load, decide and append one chunk; a concurrent command on one of its loans makes
-        the transaction fail on that loan's version, and the chunk is re-decided."""
-        for attempt in range(self.ledger.settings.command_retries):
-            self.snapshot_versions.clear()
-            loans = self.load([UUID(x) for x in ids])
-            for loan in loans.values():
-                loan.close_day(through)
-            changed = [loan for loan in loans.values() if loan.pending_events]
+    def close_chunk(self, ids: list[str], through: date) -> Closed:
+        """Load, decide and append one chunk; loans that concurrent commands moved meanwhile
+        are re-decided (``_save_chunk``), those that kept moving closed one by one."""
+        self.snapshot_versions.clear()
+        self.loaded.clear()
+        loans = self.load([UUID(x) for x in ids])
+        self._decide(loans, through)
+        posted, left = self._save_chunk(loans, through)
+        for loan_id in left:
+            posted += self._close_alone(loan_id, loans, through)
+        crash_point("eod.after_commit")
+        self._snapshot_or_log(loans)
+        days = 0
+        for loan_id, loan in loans.items():
+            since = self.loaded[loan_id][1]
+            if since is not None and loan.last_closed_on is not None:
+                days += (loan.last_closed_on - since).days
+        return Closed(len(ids), days, posted)
+
+    def _decide(self, loans: dict[UUID, Loan], through: date) -> None:
+        for loan_id, loan in loans.items():
+            self.loaded[loan_id] = (loan.version, loan.last_closed_on)
+            loan.close_day(through)
+
+    def _save_chunk(self, loans: dict[UUID, Loan], through: date) -> tuple[int, list[UUID]]:
+        """Append the chunk's new events in one transaction. When a concurrent command moved
+        some of its loans, only those are re-decided and the chunk is saved again, up to
+        ``command_retries`` times, then once more without every loan that moved meanwhile.
+        Returns the events appended and the loans still to close, one transaction each."""
+        appended = 0
+        moved: set[UUID] = set()
+        for attempt in range(self.retries + 1):
+            aside = moved if attempt == self.retries else set()
+            group = [loan for loan in loans.values()
+                     if loan.pending_events and loan.id not in aside]
+            if not group:
+                break
             crash_point("eod.before_write")
-            try:
-                recordings = self._save(changed) if changed else []
-            except (IntegrityError, SAIntegrityError):
-                if attempt + 1 == self.ledger.settings.command_retries:
-                    raise
-                continue
-            crash_point("eod.after_commit")
-            self._snapshot(loans)
-            return len(recordings)
-        raise AssertionError("unreachable")  # pragma: no cover
+            saved = self._try_save(group)
+            if saved is not None:
+                appended = saved
+                break
+            moved |= self._redecide_moved(group, loans, through)
+        return appended, [loan.id for loan in loans.values() if loan.pending_events]
+
+    def _close_alone(self, loan_id: UUID, loans: dict[UUID, Loan], through: date) -> int:
+        """Close a loan that kept moving under its chunk in a transaction of its own, with
+        its own bounded retries and a short, growing, jittered pause between them."""
+        for attempt in range(self.retries + 1):
+            loan = loans[loan_id]
+            if not loan.pending_events:
+                return 0  # a command closed its days meanwhile (inline catch-up)
+            if attempt == self.retries:
+                break
+            saved = self._try_save([loan])
+            if saved is not None:
+                return saved
+            self._redecide_moved([loan], loans, through)
+            time.sleep(random.random() * min(1.0, 0.01 * 2 ** attempt))
+        raise EndOfDayFailed(
+            f"end of day could not close loan {loan_id} through {through}: commands changed it"
+            f" under each of {self.retries} attempts; nothing of that loan was written and the"
+            " clock was not advanced — rerun end of day", field="loan_id",
+            rule="concurrent_modification")
+
+    def _try_save(self, group: list[Loan]) -> int | None:
+        """Append the group's pending events in one transaction: how many, or ``None`` when
+        a concurrent writer got there first — then nothing was written and the pending events
+        are put back on their loans (``save_many`` drained them)."""
+        pending = [(loan, list(loan.pending_events)) for loan in group]
+        self._saving_thread, self._committed = threading.get_ident(), False
+        try:
+            return len(self._save(group))
+        except Exception as error:
+            if self._committed:
+                # The events are in; what failed came after their COMMIT (the library's
+                # interval snapshot, a cache): a later load replays a little more.
+                log.warning("end of day: a snapshot after a chunk's commit failed: %s", error)
+                return sum(len(kept) for _, kept in pending)
+            if not _is_conflict(error):
+                raise
+        for loan, kept in pending:
+            loan.pending_events.extend(kept)
+        return None
 
     def _save(self, loans: list[Loan]) -> list[Any]:
         # The kill point sits between the INSERTs and the COMMIT of the chunk's transaction.
         session_maker = self.ledger.factory.datastore.session_maker  # type: ignore[attr-defined]
         event.listen(session_maker, "before_commit", _before_commit)
+        event.listen(session_maker, "after_commit", self._after_commit)
         try:
             return self.ledger.save_many(loans)
         finally:
+            event.remove(session_maker, "after_commit", self._after_commit)
             event.remove(session_maker, "before_commit", _before_commit)
+
+    def _after_commit(self, session: Any) -> None:
+        if threading.get_ident() == self._saving_thread:  # not another thread's command
+            self._committed = True
+
+    def _redecide_moved(self, group: list[Loan], loans: dict[UUID, Loan],
+                        through: date) -> set[UUID]:
+        """Re-load and re-decide the group's loans whose stored version is no longer the one
+        they were loaded at (one query finds them); the others keep their decisions."""
+        stored = self._stored_versions([loan.id for loan in group])
+        moved = [loan.id for loan in group if stored.get(loan.id, 0) != self.loaded[loan.id][0]]
+        if moved:
+            fresh = self.load(moved)
+            self._decide(fresh, through)
+            loans.update(fresh)
+        return set(moved)
+
+    def _stored_versions(self, ids: list[UUID]) -> dict[UUID, int]:
+        e = events.c
+        key = cast(e.originator_id, Text) if self._postgres else e.originator_id
+        by_key = self._keys(ids)
+        with self.ledger.engine.connect() as conn:
+            rows = conn.execute(select(key, func.max(e.originator_version))
+                                .where(e.originator_id.in_(ids))
+                                .group_by(e.originator_id)).cursor.fetchall()
+        return {by_key[row[0]]: row[1] for row in rows}
+
+    @property
+    def _postgres(self) -> bool:
+        return self.ledger.engine.dialect.name == "postgresql"
+
+    def _keys(self, ids: list[UUID]) -> dict[Any, UUID]:
+        # The raw rows' ids: text on PostgreSQL, UUIDType's 16 bytes on SQLite.
+        return ({str(loan_id): loan_id for loan_id in ids} if self._postgres else
+                {loan_id.bytes: loan_id for loan_id in ids})
 
     def load(self, ids: list[UUID]) -> dict[UUID, Loan]:
         """The chunk's loans as of their last stored event: two queries, then replay."""
@@ -197,10 +364,8 @@ class BulkCloser:
         # On PostgreSQL ids and payloads come back as text: ids map onto the chunk's UUID
         # objects (the driver's per-row UUID parsing was a tenth of the load) and payloads
         # skip bytea's hex encoding (half the bytes on the wire, no hex parsing).
-        postgres = self.ledger.engine.dialect.name == "postgresql"
-        # The raw rows' ids: text on PostgreSQL, UUIDType's 16 bytes on SQLite.
-        by_key = ({str(loan_id): loan_id for loan_id in ids} if postgres else
-                  {loan_id.bytes: loan_id for loan_id in ids})
+        postgres = self._postgres
+        by_key = self._keys(ids)
 
         def columns(c: Any) -> list[Any]:
             if postgres:
@@ -240,11 +405,19 @@ class BulkCloser:
                 self.snapshot_versions[loan_id] = latest[loan_id][1] if loan_id in latest else 0
         return loans
 
+    def _snapshot_or_log(self, loans: dict[UUID, Loan]) -> None:
+        try:
+            self._snapshot(loans)
+        except Exception as error:  # a cache: never fails the run
+            log.warning("end of day: fresh snapshots of a chunk were not written (%s); their"
+                        " loans replay a few more events until the next one", error)
+
     def _snapshot(self, loans: dict[UUID, Loan]) -> None:
         """Replace the snapshot of loans that built up ``snapshot_after`` events since it.
 
         Runs after the chunk committed, in its own transaction: a snapshot is a cache of
-        committed events, so losing this write to a crash only costs replay next time."""
+        committed events, so losing this write to a crash (or an error: it is logged) only
+        costs replay next time."""
         if not self.snapshot_after:
             return
         due = [loan for loan in loans.values()
@@ -444,21 +617,22 @@ def run_end_of_day(ledger: LoanLedger, through: date, *, workers: int | None = N
         run_id = _start_run(ledger, through, partition, lock.owner)
         try:
             if workers > 1:
-                loans, posted = _run_workers(ledger, through, workers, progress)
+                done = _run_workers(ledger, through, workers, progress)
             else:
-                loans, posted = BulkCloser(ledger).close(through, partition, progress)
+                done = BulkCloser(ledger).close(through, partition, progress)
         except BaseException:
             with suppress(Exception):  # best effort: the original error is what matters
                 _finish_run(ledger, run_id, "failed", 0, 0)
             raise
         crash_point("eod.before_clock")
-        advanced = _finish_run(ledger, run_id, "done", loans, posted, through=through,
+        advanced = _finish_run(ledger, run_id, "done", done.loans, done.events, through=through,
                                partition=partition)
     finally:
         lock.release()
     return EodSummary(closed_from=closed + ONE_DAY if closed else None, closed_through=through,
-                      loans=loans, events=posted, seconds=time.perf_counter() - started,
-                      partition=partition.label, workers=workers, clock_advanced=advanced)
+                      loans=done.loans, loan_days=done.loan_days, events=done.events,
+                      seconds=time.perf_counter() - started, partition=partition.label,
+                      workers=workers, clock_advanced=advanced)
 
 
 def _check_through(ledger: LoanLedger, through: date) -> date | None:
@@ -508,7 +682,7 @@ def _finish_run(ledger: LoanLedger, run_id: str, status: str, loans: int, posted
 
 # ------------------------------------------------------------------ local workers
 def _run_workers(ledger: LoanLedger, through: date, workers: int,
-                 progress: Progress | None) -> tuple[int, int]:
+                 progress: Progress | None) -> Closed:
     """Run the whole book as ``workers`` processes, one loan-id range each, each with its own
     engine. Returns when all are done; raises if any failed (the clock is then left alone)."""
     import multiprocessing
@@ -522,7 +696,7 @@ def _run_workers(ledger: LoanLedger, through: date, workers: int,
                  for p in WHOLE_BOOK.split(workers)]
     for process in processes:
         process.start()
-    results: dict[int, tuple[int, int]] = {}
+    results: dict[int, Closed] = {}
     failures: list[str] = []
     while len(results) + len(failures) < workers:
         try:
@@ -532,9 +706,9 @@ def _run_workers(ledger: LoanLedger, through: date, workers: int,
                 break  # every worker is gone; one that was killed never reported
             continue
         if kind == "progress" and progress:
-            progress(payload[0])
+            progress(payload[0])  # loan-days
         elif kind == "done":
-            results[number] = (payload[0], payload[1])
+            results[number] = Closed(*payload)
         elif kind == "failed":
             failures.append(f"partition {number}/{workers}: {payload[0]}")
     for process in processes:
@@ -545,7 +719,10 @@ def _run_workers(ledger: LoanLedger, through: date, workers: int,
             "end of day failed in a worker (" + "; ".join(failures or missing) + "); the"
             " clock was not advanced — rerun: closed loans post nothing twice",
             field="workers", rule="all_partitions_done")
-    return (sum(r[0] for r in results.values()), sum(r[1] for r in results.values()))
+    total = Closed()
+    for closed in results.values():
+        total += closed
+    return total
 
 
 def _worker(settings: dict[str, Any], through: date, number: int, count: int,
@@ -554,9 +731,9 @@ def _worker(settings: dict[str, Any], through: date, number: int, count: int,
 
     ledger = LoanLedger(Settings(**settings))
     try:
-        loans, posted = BulkCloser(ledger).close(
+        closed = BulkCloser(ledger).close(
             through, Partition(number, count), lambda n: messages.put(("progress", number, n)))
-        messages.put(("done", number, loans, posted))
+        messages.put(("done", number, closed.loans, closed.loan_days, closed.events))
     except Exception as e:  # reported to the parent, which fails the run
         messages.put(("failed", number, f"{type(e).__name__}: {e}"))
         raise SystemExit(1) from None

@@ -22,7 +22,14 @@ from sqlalchemy import insert, select
 from domain.loan import Loan, LoanView
 from domain.servicing import LoanStatus
 from ledger.application import LoanLedger
-from ledger.eod import BulkCloser, EndOfDayRunning, EodLock, Partition
+from ledger.eod import (
+    BulkCloser,
+    EndOfDayRunning,
+    EodLock,
+    Partition,
+    count_active,
+    count_loan_days,
+)
 from ledger.tables import eod_lock, eod_runs
 
 Submit = Callable[..., dict[str, Any]]
@@ -85,6 +92,12 @@ def close_serially(app: LoanLedger, through: date) -> None:
 def interest_days(app: LoanLedger, loan_id: UUID) -> Counter[date]:
     return Counter(e.business_date for e in app.loan_history(loan_id)
                    if isinstance(e, Loan.InterestAccrued))
+
+
+def closed_loan_days(app: LoanLedger, loans: list[UUID]) -> int:
+    """Loan-days closed so far: one end-of-day ``InterestAccrued`` marks each."""
+    return sum(1 for loan_id in loans for e in app.loan_history(loan_id)
+               if isinstance(e, Loan.InterestAccrued) and e.end_of_day)
 
 
 def test_bulk_end_of_day_posts_exactly_what_closing_each_loan_alone_posts(
@@ -193,12 +206,54 @@ def test_two_local_workers_equal_a_single_run(
     book_varied_portfolio(parallel, open_loan, submit)
     single.close_business_days(THROUGH)
 
-    summary = parallel.close_business_days(THROUGH, workers=2)
+    before = closed_loan_days(parallel, loans)
+    progress: list[int] = []
+    summary = parallel.close_business_days(THROUGH, progress.append, workers=2)
 
     assert summary.workers == 2 and summary.loans == 7
+    # The workers report loan-days, as the single process does
+    assert sum(progress) == closed_loan_days(parallel, loans) - before == summary.loan_days
     assert parallel.closed_through() == THROUGH
     for loan_id in loans:
         assert event_log(parallel, loan_id) == event_log(single, loan_id)
+
+
+def test_progress_counts_loan_days_and_their_total_is_known_once_the_clock_is_set(
+        ledger_app: LoanLedger, open_loan: OpenLoan, submit: Submit) -> None:
+    loans = book_varied_portfolio(ledger_app, open_loan, submit)
+    # Before the first end of day each loan closes from its own disbursement: no total
+    assert count_loan_days(ledger_app, date(2026, 3, 10)) is None
+    before = closed_loan_days(ledger_app, loans)  # commands' inline catch-up closed some
+    first: list[int] = []
+    summary = ledger_app.close_business_days(date(2026, 3, 10), first.append)
+    # Progress counts loan-days, not loans: a loan catching up 28 days counts 28
+    assert sum(first) == closed_loan_days(ledger_app, loans) - before == summary.loan_days
+    assert sum(first) > summary.loans
+
+    # Once the clock is set the total is active loans × days. This book was booked ahead of
+    # the clock before its first close (a loan disbursed on 18 March closes nothing yet, the
+    # one restructured on 12 March has closed 11 March already), so here it overcounts 6
+    expected = count_loan_days(ledger_app, date(2026, 3, 15))
+    assert expected == count_active(ledger_app) * 5
+    before = closed_loan_days(ledger_app, loans)
+    second: list[int] = []
+    ledger_app.close_business_days(date(2026, 3, 15), second.append)
+    assert sum(second) == closed_loan_days(ledger_app, loans) - before == expected - 6
+    assert count_loan_days(ledger_app, date(2026, 3, 15)) == 0
+
+
+def test_the_loan_days_total_is_exact_for_a_book_at_the_clock(
+        ledger_app: LoanLedger, open_loan: OpenLoan) -> None:
+    # Given three loans closed through 31 January
+    for n in range(3):
+        open_loan(ledger_app, borrower_id=f"B{n}")
+    ledger_app.close_business_days(date(2026, 1, 31))
+
+    # When end of day catches up three days, then the total was exactly what it closed
+    assert count_loan_days(ledger_app, date(2026, 2, 3)) == 3 * 3
+    progress: list[int] = []
+    summary = ledger_app.close_business_days(date(2026, 2, 3), progress.append)
+    assert sum(progress) == summary.loan_days == 9
 
 
 def test_partition_ranges_cover_the_id_space_without_overlap() -> None:
