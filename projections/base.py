@@ -30,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     and_,
     bindparam,
     select,
@@ -38,13 +39,17 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-#: Each projection's position in the notification log, written with its rows.
+#: Each projection's position in the notification log, written with its rows; and the event
+#: it last failed to apply, if any (migration 0007; cleared once it advances past that event).
 tracking = Table(
     "projection_tracking",
     metadata,
     Column("name", String(64), primary_key=True),
     Column("position", BigInteger(), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("error", Text(), nullable=True),
+    Column("error_position", BigInteger(), nullable=True),
+    Column("failed_at", DateTime(timezone=True), nullable=True),
 )
 
 IN_CHUNK = 500  # keys per IN (…) list
