@@ -36,6 +36,7 @@ from domain.errors import (
     InvalidAmount,
     InvalidDate,
     LoanNotFound,
+    ValidationError,
 )
 from domain.loan import Loan
 from domain.terms import LoanTerms, PrepaymentOption
@@ -314,22 +315,44 @@ class LoanLedger(Application[UUID]):
             return [UUID(x) for x in session.execute(query).scalars()]
 
     # -------------------------------------------------------------- end of day
+    def days_ahead(self, through: date) -> int:
+        """How many days ``through`` lies past the open business day (negative: before it)."""
+        return (through - self.business_date()).days
+
     def close_business_days(self, through: date,
                             progress: Callable[[int], None] | None = None, *,
                             workers: int | None = None, partition: str | None = None,
-                            wait: float | None = None) -> EodSummary:
+                            wait: float | None = None, confirm: bool = False) -> EodSummary:
         """Close every business day up to ``through`` for every active loan (end of day).
 
         The bulk path in ``ledger.eod``: one EOD at a time (database lock; a second one waits
         ``wait`` seconds, then raises ``EndOfDayRunning``), chunks of loans in loan-id order,
         each chunk's events in one transaction; a loan remembers its last closed day, so a
         rerun after a crash closes only what is missing and posts nothing twice. The clock
-        advances once every chunk (and every partition ``k/N``) is done.
+        advances once every chunk (and every partition ``k/N``) is done. ``progress`` is
+        told the loan-days closed as they are.
+
+        A day already closed is nothing to do (a ``skipped`` summary). Closing more than
+        ``LEDGER_EOD_CONFIRM_DAYS`` days past the open business day at once (each posts
+        interest and penalties on every active loan) needs ``confirm``.
         """
         from ledger.eod import WHOLE_BOOK, Partition, run_end_of_day
 
+        part = Partition.parse(partition) if partition else WHOLE_BOOK
+        closed = self.closed_through()
+        if part.whole and closed is not None and through <= closed:
+            return EodSummary(closed_from=None, closed_through=closed, loans=0, events=0,
+                              seconds=0.0, clock_advanced=False, skipped=True)
+        ahead = self.days_ahead(through)
+        limit = self.settings.eod_confirm_days
+        if ahead > limit and not confirm:
+            raise ValidationError(
+                f"--through {through} is {ahead} days past the open business day"
+                f" {self.business_date()}: every active loan would post {ahead + 1} days of"
+                f" interest and penalties at once (more than LEDGER_EOD_CONFIRM_DAYS={limit});"
+                " pass --yes to confirm", field="through", rule="confirm_days_ahead")
         return run_end_of_day(self, through, workers=workers, progress=progress, wait=wait,
-                              partition=Partition.parse(partition) if partition else WHOLE_BOOK)
+                              partition=part)
 
     # ----------------------------------------------------------------- plumbing
     def _on_loan(self, cmd: c.LoanCommand, action: Callable[[Loan, date], None], *,

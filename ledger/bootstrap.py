@@ -35,8 +35,8 @@ def check_database_exists(settings: Settings) -> None:
     path = sqlite_file(settings.database_url)
     if path is not None and not path.exists():
         raise SchemaNotReady(f"there is no ledger database at {path}: run `ledger db upgrade`"
-                             " to create it (or set LEDGER_DATABASE_URL)",
-                             field="database_url", rule="exists")
+                             " first to create it (or set LEDGER_DATABASE_URL)",
+                             field="database_url", rule="migrated")
 
 
 def build_app(settings: Settings | None = None, *, upgrade: bool = False) -> LoanLedger:

@@ -1,19 +1,23 @@
 """The ``ledger`` command line: a thin shell over the application.
 
-Business errors print one line naming the field and the rule and exit non-zero:
-2 bad input, 3 state or concurrency conflict, 4 unknown loan or complaint.
+Every error prints one line naming the field and the rule — never a traceback — and exits with
+the code of its kind (``EXIT_CODES``): 2 bad input (including a bad ``LEDGER_*`` setting),
+3 state or concurrency conflict, 4 unknown loan or complaint, 1 the ledger or its database
+failed. ``ledger submit`` exits with the code of its most severe failure.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from pathlib import Path
+from functools import cache
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -24,10 +28,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from domain.errors import InvalidDate, LedgerError, ValidationError
-from domain.loan import Loan, LoanView
-from domain.schedule import build_schedule, monthly_due_dates
-from domain.terms import LoanTerms
-from ledger.settings import Settings
+from domain.money import parse_decimal_text
+from ledger.render import Column, cell, fit_table, plain
+from ledger.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Event-sourced loan ledger and servicing engine.")
@@ -36,15 +39,22 @@ loan_app = typer.Typer(no_args_is_help=True, help="Inspect one loan.")
 quote_app = typer.Typer(no_args_is_help=True, help="Pure calculators (no database).")
 report_app = typer.Typer(no_args_is_help=True, help="Reports read from the projections.")
 projections_app = typer.Typer(no_args_is_help=True, help="Read-model projections.")
+scheduler_app = typer.Typer(no_args_is_help=True, help="The end-of-day scheduler.")
 app.add_typer(db_app, name="db")
 app.add_typer(loan_app, name="loan")
 app.add_typer(quote_app, name="quote")
 app.add_typer(report_app, name="report")
 app.add_typer(projections_app, name="projections")
+app.add_typer(scheduler_app, name="scheduler")
 
 out = Console()
 err = Console(stderr=True)
-EXIT_CODES = {"invalid": 2, "conflict": 3, "not_found": 4}
+
+#: Every error kind (domain.errors.KINDS) and the exit code it gives.
+EXIT_CODES = {"invalid": 2, "conflict": 3, "not_found": 4, "failed": 1,
+              "unauthorized": 5, "forbidden": 6}
+#: For ``ledger submit``: which failure's code wins when several lines fail.
+SEVERITY = ("failed", "conflict", "not_found", "invalid", "unauthorized", "forbidden")
 
 
 class Format(StrEnum):
@@ -53,49 +63,124 @@ class Format(StrEnum):
     csv = "csv"
 
 
+# ------------------------------------------------------------------------- errors
+def one_line(text: str) -> str:
+    """Text safe to print on one terminal line: newlines folded, control characters shown
+    escaped (a message may echo what a user typed)."""
+    text = " ".join(text.split())
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode()
+                   for ch in text)
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    # soft_wrap: one line even on a pipe, where rich would otherwise wrap at 80 columns.
+    err.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False,
+              soft_wrap=True)
+    return typer.Exit(code)
+
+
+def describe(e: LedgerError) -> str:
+    where = f" [field={e.field}, rule={e.rule}]" if e.field else f" [rule={e.rule}]"
+    return e.message + where
+
+
 @contextmanager
 def handled() -> Iterator[None]:
-    try:
-        yield
-    except LedgerError as e:
-        where = f" [field={e.field}, rule={e.rule}]" if e.field else f" [rule={e.rule}]"
-        # soft_wrap: one line even on a pipe, where rich would otherwise wrap at 80 columns.
-        err.print(f"[bold red]error:[/] {escape(e.message + where)}", highlight=False,
-                  soft_wrap=True)
-        raise typer.Exit(EXIT_CODES.get(e.kind, 1)) from None
-    except _database_errors() as e:  # evaluated only once something was raised
-        reason = str(getattr(e, "orig", e)).strip().splitlines()[0]
-        message = (f"cannot open the database at {_safe(Settings().database_url)}: {reason}"
-                   " [field=database_url, rule=reachable]")
-        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-
-
-def _database_errors() -> tuple[type[Exception], ...]:
+    """Turn whatever goes wrong into one line and an exit code; never a traceback
+    (``LEDGER_DEBUG=1`` shows one for an internal error)."""
+    from click.exceptions import Abort, Exit
     from sqlalchemy.exc import OperationalError
 
-    return (OperationalError,)
+    try:
+        yield
+    except (Exit, Abort, typer.Exit):
+        raise
+    except LedgerError as e:
+        raise fail(describe(e), EXIT_CODES[e.kind]) from None
+    except OperationalError as e:
+        reason = str(getattr(e, "orig", e)).strip().splitlines()[0]
+        raise fail(f"cannot open the database at {_safe(settings().database_url)}: {reason}"
+                   " [field=database_url, rule=reachable]", 1) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; whatever was committed stays, rerunning is safe", 130) from None
+    except Exception as e:
+        if os.environ.get("LEDGER_DEBUG"):
+            raise
+        raise fail(f"internal error ({type(e).__name__}: {e}); nothing more was done —"
+                   " please report it (LEDGER_DEBUG=1 shows the traceback)"
+                   " [rule=internal]", 1) from None
+
+
+@cache
+def settings() -> Settings:
+    """The process's settings, loaded and checked once (a bad variable: one line, exit 2)."""
+    return load_settings()
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(the configured URL)"
 
 
 def parse_date(value: str | None, option: str) -> date | None:
     if value is None:
         return None
+    field = option.lstrip("-").replace("-", "_")
     try:
-        return date.fromisoformat(value)
+        if len(value) == 10:
+            return date.fromisoformat(value)
     except ValueError:
-        raise InvalidDate(f"{option} must be a date as YYYY-MM-DD, got {value!r}",
-                          field=option.lstrip("-").replace("-", "_"),
-                          rule="iso_date") from None
+        pass
+    raise InvalidDate(f"{option} must be a date written YYYY-MM-DD, such as 2026-06-10;"
+                      f" got {value!r}", field=field, rule="iso_date")
+
+
+def parse_uuid(value: str, field: str = "loan_id") -> UUID:
+    from ledger.commands import UUID_TEXT
+
+    if not UUID_TEXT.fullmatch(value):
+        raise ValidationError(f"{value!r} is not a {field.removesuffix('_id')} id (a UUID such"
+                              " as 3f2504e0-4f89-41d3-9a0c-0305e82c3301)", field=field,
+                              rule="uuid")
+    return UUID(value)
 
 
 def _app() -> Any:
     from ledger.bootstrap import build_app
 
-    return build_app()
+    return build_app(settings())
 
 
 def _json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(plain(data), ensure_ascii=False, indent=2) + "\n")
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+    if not rows:
+        return
+    names = columns or list(rows[0])
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows([cell(r.get(n)) for n in names] for r in rows)
+
+
+def _print_table(title: str | None, columns: list[Column], rows: list[list[str]],
+                 **options: Any) -> None:
+    table, left_out = fit_table(title, columns, rows, out.width, **options)
+    out.print(table)
+    if left_out:
+        out.print(f"({len(left_out)} more column{'s' if len(left_out) > 1 else ''} at this"
+                  f" width: {', '.join(c.name for c in left_out)}; use --format csv or json,"
+                  " or a wider terminal)", style="dim", highlight=False)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err)
 
 
 # ---------------------------------------------------------------------------- db
@@ -105,7 +190,7 @@ def db_upgrade() -> None:
     from ledger import migrations
 
     with handled():
-        url = Settings().database_url
+        url = settings().database_url
         migrations.upgrade(url)
         out.print(f"database at {_safe(url)} is at revision {migrations.current(url)}")
 
@@ -114,16 +199,12 @@ def db_upgrade() -> None:
 def db_current() -> None:
     """Show the schema revision of the configured database."""
     from ledger import migrations
+    from ledger.bootstrap import check_database_exists
 
     with handled():
-        url = Settings().database_url
+        check_database_exists(settings())
+        url = settings().database_url
         out.print(f"{_safe(url)}: {migrations.current(url) or 'empty (run ledger db upgrade)'}")
-
-
-def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 # ------------------------------------------------------------------------- quote
@@ -143,53 +224,48 @@ def quote_schedule(
     format: Format = Format.table,
 ) -> None:
     """Print an amortization schedule. Pure calculator: touches no database."""
-    with handled():
-        settings = Settings()
-        product = settings.product_terms()
-        if rounding:
-            from dataclasses import replace
+    from dataclasses import replace
 
+    from domain.schedule import build_schedule, monthly_due_dates
+    from domain.terms import LoanTerms
+    from ledger.views import quote_view
+
+    with handled():
+        product = settings().product_terms()
+        if rounding:
             product = replace(product, rounding=rounding)
-        terms = LoanTerms.create(principal=principal, currency=currency, annual_rate=annual_rate,
-                                 term=term, method=method, day_count=day_count, product=product)
+        terms = LoanTerms.create(principal=parse_decimal_text(principal, field="principal"),
+                                 currency=currency,
+                                 annual_rate=parse_decimal_text(annual_rate,
+                                                                field="annual_rate"),
+                                 term=term, method=method, day_count=day_count,
+                                 product=product)
         start = parse_date(disbursed_on, "--disbursed-on") or date.today()
         due = parse_date(first_due, "--first-due") or monthly_due_dates(start, 2)[1]
         schedule = build_schedule(
             principal=terms.principal, annual_rate=terms.annual_rate, term=terms.term,
             method=terms.method, day_count=terms.day_count, start_date=start, first_due=due,
             currency=terms.money_currency, rounding=product.rounding)
-        rows = [{"number": i.number, "due_date": i.due_date.isoformat(),
-                 "principal": str(i.principal), "interest": str(i.interest),
-                 "total": str(i.total)} for i in schedule]
-        total_interest = sum((i.interest for i in schedule), Decimal(0))
+        view = quote_view(schedule, currency=terms.currency, principal=terms.principal,
+                          method=str(terms.method), day_count=str(terms.day_count),
+                          annual_rate=terms.annual_rate, term=terms.term)
+        rows = view["installments"]
         if format == Format.json:
-            _json({"currency": terms.currency, "principal": str(terms.principal),
-                   "total_interest": str(total_interest), "installments": rows})
+            _json(view)
             return
         if format == Format.csv:
             _csv(rows)
             return
-        table = Table(title=f"{terms.method} schedule: {terms.principal} {terms.currency} at "
-                            f"{terms.annual_rate} ({terms.day_count}), {terms.term} months")
+        table = Table(title=f"{terms.method} schedule: {view['principal']} {terms.currency} at"
+                            f" {terms.annual_rate} ({terms.day_count}), {terms.term} months")
         for col in ("#", "due date", "principal", "interest", "total"):
-            table.add_column(col, justify="right")
+            table.add_column(col, justify="right", no_wrap=True)
         for r in rows:
             table.add_row(str(r["number"]), r["due_date"], r["principal"], r["interest"],
                           r["total"])
         table.add_section()
-        table.add_row("", "total", str(terms.principal), str(total_interest),
-                      str(terms.principal + total_interest))
+        table.add_row("", "total", view["principal"], view["total_interest"], view["total"])
         out.print(table)
-
-
-def _csv(rows: list[dict[str, Any]]) -> None:
-    import csv
-
-    if not rows:
-        return
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
 
 
 # --------------------------------------------------------------------------- eod
@@ -204,11 +280,15 @@ def eod(through: Annotated[str, typer.Option(help="Close every business day up t
                  "advances when all N are done")] = None,
         wait: Annotated[float | None, typer.Option(
             help="Seconds to wait for a running end of day to finish (default "
-                 "LEDGER_EOD_LOCK_WAIT); then exit 3")] = None) -> None:
+                 "LEDGER_EOD_LOCK_WAIT); then exit 3")] = None,
+        yes: Annotated[bool, typer.Option(
+            "--yes", "-y", help="Close more than LEDGER_EOD_CONFIRM_DAYS days at once without "
+                                "asking")] = False) -> None:
     """Close business days: interest accrual, installments falling due, overdue, penalties.
 
-    Catches up every missing day in order; safe to rerun after a crash (nothing posts twice)."""
-    from ledger.eod import WHOLE_BOOK, Partition, count_active
+    Catches up every missing day in order; safe to rerun after a crash (nothing posts twice).
+    Progress counts loan-days (a loan closing three days counts three)."""
+    from ledger.eod import WHOLE_BOOK, Partition, count_loan_days
 
     with handled():
         day = parse_date(through, "--through")
@@ -218,68 +298,67 @@ def eod(through: Annotated[str, typer.Option(help="Close every business day up t
                                   rule="positive")
         part = Partition.parse(partition) if partition else WHOLE_BOOK
         ledger = _app()
+        closed = ledger.closed_through()
+        if part.whole and closed is not None and day <= closed:
+            out.print(f"nothing to do: the ledger is closed through {closed}"
+                      f" (the open business day is {ledger.business_date()})")
+            return
+        confirmed = yes or _confirm_far_future(ledger, day)
         with _progress() as progress:
             label = f"closing through {day}" + ("" if part.whole else f" (partition {part.label})")
-            task = progress.add_task(label, total=count_active(ledger, part))
+            task = progress.add_task(label + " (loan-days)",
+                                     total=count_loan_days(ledger, day, part))
             summary = ledger.close_business_days(day, lambda n: progress.advance(task, n),
                                                  workers=workers, partition=partition,
-                                                 wait=wait)
+                                                 wait=wait, confirm=confirmed)
         where = "" if part.whole else escape(f" [partition {summary.partition}]")
         out.print(f"closed {summary.closed_from or 'all open days'} → {summary.closed_through}"
-                  f"{where}: {summary.loans} loans, {summary.events} events in "
-                  f"{summary.seconds:.2f}s ({summary.loans_per_second:,.0f} loans/s, "
-                  f"{summary.workers} worker{'s' if summary.workers > 1 else ''})")
+                  f"{where}: {summary.loans} loans, {summary.loan_days} loan-days,"
+                  f" {summary.events} events in {summary.seconds:.2f}s"
+                  f" ({summary.loans_per_second:,.0f} loans/s, {summary.workers}"
+                  f" worker{'s' if summary.workers > 1 else ''})")
         if not summary.clock_advanced:
             out.print(f"the clock stays at {ledger.closed_through() or 'none'} until every "
                       f"partition of {part.count} has closed {day}")
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err)
+def _confirm_far_future(ledger: Any, day: date) -> bool:
+    """Ask at a terminal before closing more days than LEDGER_EOD_CONFIRM_DAYS; elsewhere
+    the application refuses and says to pass --yes."""
+    ahead = ledger.days_ahead(day)
+    if ahead <= ledger.settings.eod_confirm_days or not sys.stdin.isatty():
+        return False
+    return typer.confirm(f"{day} is {ahead} days past the open business day"
+                         f" {ledger.business_date()}; close all {ahead + 1} days on every"
+                         " active loan?", err=True)
 
 
 # ------------------------------------------------------------------------ submit
 @app.command()
-def submit(file: Annotated[Path, typer.Argument(help="JSON Lines file, one command per line")]
-           ) -> None:
+def submit(file: Annotated[str, typer.Argument(
+        help="JSON Lines file, one command per line; - reads standard input")]) -> None:
     """Append commands from a JSONL batch; safe to rerun (every command has its idempotency
-    key). Prints one JSON result per line; exits 1 if any command failed."""
-    from ledger.commands import parse_command
+    key).
+
+    Prints one JSON result per line. Exits 0 when every line succeeded, else with the code of
+    the most severe failure: 1 (the ledger failed) over 3 (conflict) over 4 (unknown loan or
+    complaint) over 2 (bad input)."""
+    from ledger.batch import read_batch, run_batch
 
     with handled():
-        if not file.exists():
-            raise ValidationError(f"no such file: {file}", field="file", rule="exists")
+        lines = read_batch(file)
         ledger = _app()
-        failed = 0
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValidationError(f"line is not valid JSON: {e.msg}", field="line",
-                                          rule="json") from None
-                result = ledger.execute(parse_command(data))
-                sys.stdout.write(json.dumps({"line": number, "ok": True, **result}) + "\n")
-            except LedgerError as e:
-                failed += 1
-                sys.stdout.write(json.dumps({"line": number, "ok": False, **e.as_dict()}) + "\n")
-        if failed:
-            err.print(f"{failed} command(s) failed")
-            raise typer.Exit(1)
+        failures = run_batch(ledger, lines, sys.stdout)
+        if failures:
+            worst = min(failures, key=lambda kind: SEVERITY.index(kind))
+            err.print(f"{sum(failures.values())} command(s) failed", highlight=False)
+            raise typer.Exit(EXIT_CODES[worst])
 
 
 # -------------------------------------------------------------------------- loan
-def _loan(loan_id: str, as_of: str | None = None) -> Loan:
-    try:
-        uid = UUID(loan_id)
-    except ValueError:
-        raise ValidationError(f"{loan_id!r} is not a loan id (UUID)", field="loan_id",
-                              rule="uuid") from None
-    loan: Loan = _app().get_loan(uid, as_of=parse_date(as_of, "--as-of"))
-    return loan
+def _loan(loan_id: str, as_of: str | None = None) -> Any:
+    uid = parse_uuid(loan_id)
+    return _app().get_loan(uid, as_of=parse_date(as_of, "--as-of"))
 
 
 @loan_app.command("show")
@@ -287,87 +366,61 @@ def loan_show(loan_id: str, as_of: Annotated[str | None, typer.Option(
         "--as-of", help="State at the close of this business date")] = None,
         format: Format = Format.table) -> None:
     """Balances, status and delinquency of one loan (optionally as of a past date)."""
+    from ledger.views import loan_view
+
     with handled():
-        loan = _loan(loan_id, as_of)
-        view = LoanView.of(loan)
-        money = loan.money_currency.round
-        data: dict[str, Any] = {
-            "loan_id": view.loan_id, "borrower_id": view.borrower_id, "status": view.status,
-            "currency": view.currency, "version": loan.version,
-            "last_closed_on": _iso(loan.last_closed_on),
-            "principal_outstanding": str(money(view.principal_outstanding)),
-            "principal_not_due": str(money(view.principal_not_due)),
-            "principal_overdue": str(money(view.principal_overdue)),
-            "interest_accrued": str(money(view.interest_accrued)),
-            "interest_overdue": str(money(view.interest_overdue)),
-            "penalty_outstanding": str(money(view.penalty_outstanding)),
-            "fees_outstanding": str(money(view.fees_outstanding)),
-            "overpayment": str(money(view.overpayment)),
-            "paid": {k: str(money(v)) for k, v in loan.paid.items()},
-            "dpd": view.classification.dpd, "bucket": view.classification.bucket,
-            "five_category": str(view.classification.category),
-            "ifrs9_stage": view.classification.stage,
-            "annual_rate": str(loan.annual_rate),
-            "observation_until": _iso(loan.observation_until),
-        }
+        view = loan_view(_loan(loan_id, as_of))
         if format == Format.json:
-            _json(data)
+            _json(view)
             return
-        table = Table(title=f"loan {view.loan_id}" + (f" as of {as_of}" if as_of else ""),
+        rows = [[label, cell(value)] for label, value in _flatten(view) if value is not None]
+        if format == Format.csv:
+            _csv([{"field": k, "value": v} for k, v in rows])
+            return
+        table = Table(title=f"loan {view['loan_id']}" + (f" as of {as_of}" if as_of else ""),
                       show_header=False)
         table.add_column("field", style="bold")
-        table.add_column("value", justify="right")
-        for k, v in data.items():
-            table.add_row(k, str(v))
+        table.add_column("value", justify="right", no_wrap=True)
+        for label, value in rows:
+            table.add_row(label, value)
         out.print(table)
 
 
-def _iso(d: date | None) -> str | None:
-    return d.isoformat() if d else None
+def _flatten(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in data.items():
+        label = f"{prefix}{key}".replace("_", " ")
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key} ")
+        else:
+            yield label, value
 
 
 @loan_app.command("history")
 def loan_history(loan_id: str, format: Format = Format.table,
                  accruals: Annotated[bool, typer.Option(
-                     help="Include the daily InterestAccrued events")] = True) -> None:
+                     help="Include the daily InterestAccrued and PenaltyAccrued events")] = True
+                 ) -> None:
     """Every event of the loan, in order, with its business date and amounts."""
+    from ledger.views import history_line, history_view
+
     with handled():
-        try:
-            uid = UUID(loan_id)
-        except ValueError:
-            raise ValidationError(f"{loan_id!r} is not a loan id (UUID)", field="loan_id",
-                                  rule="uuid") from None
+        uid = parse_uuid(loan_id)
         ledger = _app()
-        rows = []
-        for e in ledger.loan_history(uid):
-            if not accruals and type(e).__name__ == "InterestAccrued":
-                continue
-            fields = {k: v for k, v in vars(e).items()
-                      if k not in ("originator_id", "originator_version", "timestamp",
-                                   "originator_topic", "business_date", "schedule",
-                                   "new_schedule", "terms", "allocation")}
-            rows.append({"version": e.originator_version, "event": type(e).__name__,
-                         "business_date": e.business_date.isoformat(),
-                         "recorded_at": e.timestamp.isoformat(),
-                         "details": {k: _plain(v) for k, v in fields.items()}})
+        rows = history_view(ledger.loan_history(uid), ledger.get_loan(uid).currency,
+                            daily=accruals)
         if format == Format.json:
             _json(rows)
             return
-        table = Table(title=f"history of loan {loan_id}")
-        for col in ("v", "business date", "event", "details"):
-            table.add_column(col)
-        for r in rows:
-            details = ", ".join(f"{k}={v}" for k, v in r["details"].items())
-            table.add_row(str(r["version"]), r["business_date"], r["event"], details)
-        out.print(table)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal | date | UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+        if format == Format.csv:
+            _csv([{**{k: r[k] for k in ("version", "business_date", "event", "recorded_at")},
+                   "details": json.dumps(r["details"], ensure_ascii=False)} for r in rows])
+            return
+        columns = [Column("v", numeric=True), Column("business_date", "business date",
+                                                     keep=True),
+                   Column("event", keep=True), Column("details")]
+        _print_table(f"history of loan {uid}", columns,
+                     [[str(r["version"]), r["business_date"], r["event"], history_line(r)]
+                      for r in rows])
 
 
 @loan_app.command("schedule")
@@ -375,33 +428,26 @@ def loan_schedule(loan_id: str, as_of: Annotated[str | None, typer.Option(
         "--as-of", help="Schedule as it stood at the close of this date")] = None,
         format: Format = Format.table) -> None:
     """The loan's installments: billed ones with what is paid, future ones as scheduled."""
+    from ledger.render import money
+    from ledger.views import schedule_view
+
     with handled():
-        loan = _loan(loan_id, as_of)
-        rows = [{"number": i.number, "due_date": i.due_date.isoformat(),
-                 "principal": str(i.principal), "interest": str(i.interest),
-                 "total": str(i.total), "state": _state(i),
-                 "principal_paid": str(i.principal_paid),
-                 "interest_paid": str(i.interest_paid)} for i in loan.installments]
+        view = schedule_view(_loan(loan_id, as_of))
+        rows = view["installments"]
         if format == Format.json:
-            _json({"loan_id": str(loan.id), "currency": loan.currency, "installments": rows})
+            _json(view)
             return
         if format == Format.csv:
             _csv(rows)
             return
-        table = Table(title=f"schedule of loan {loan.id} ({loan.currency})")
-        for col in ("#", "due date", "principal", "interest", "total", "state", "paid"):
-            table.add_column(col, justify="right")
-        for r in rows:
-            paid = Decimal(r["principal_paid"]) + Decimal(r["interest_paid"])
-            table.add_row(str(r["number"]), r["due_date"], r["principal"], r["interest"],
-                          r["total"], r["state"], str(paid))
-        out.print(table)
-
-
-def _state(inst: Any) -> str:
-    if not inst.fell_due:
-        return "scheduled"
-    return "paid" if inst.is_settled else "due"
+        columns = [Column("#", numeric=True), Column("due date", keep=True),
+                   Column("principal", numeric=True), Column("interest", numeric=True),
+                   Column("total", numeric=True), Column("state", keep=True),
+                   Column("paid", numeric=True)]
+        _print_table(f"schedule of loan {view['loan_id']} ({view['currency']})", columns, [
+            [str(r["number"]), r["due_date"], r["principal"], r["interest"], r["total"],
+             r["state"], money(Decimal(r["principal_paid"]) + Decimal(r["interest_paid"]),
+                               view["currency"])] for r in rows])
 
 
 @loan_app.command("list")
@@ -414,8 +460,17 @@ def loan_list(status: Annotated[str | None, typer.Option(help="e.g. active")] = 
 
 
 # ------------------------------------------------------------------------ report
+#: Per report, the columns a narrow table keeps first (others follow in report order).
+TABLE_PRIORITY: dict[str, tuple[str, ...]] = {
+    "complaints": ("complaint_id", "status", "category", "filed_on", "ack_sla_breached",
+                   "resolve_sla_breached", "borrower_id"),
+    "delinquency": ("loan_id", "dpd", "bucket", "five_category", "ifrs9_stage"),
+}
+
+
 def _print_report(name: str, format: Format, **options: Any) -> None:
     """Print a report read from projection tables, with how fresh each source is."""
+    from ledger import report_text
     from projections.registry import report
     from projections.runner import ProjectionRunner
 
@@ -429,100 +484,23 @@ def _print_report(name: str, format: Format, **options: Any) -> None:
                "totals": result.totals, "freshness": [s.as_dict() for s in freshness]})
         return
     if format == Format.csv:
-        _csv([{k: r.get(k) for k in result.columns} for r in result.rows])
+        _csv(result.rows, result.columns)
         for s in freshness:
-            err.print(_freshness(s))
+            err.print(report_text.freshness(s), highlight=False)
         return
     if name == "portfolio":
-        _render_portfolio(result)
+        for title, columns, rows in report_text.portfolio_tables(result):
+            _print_table(title, columns, rows)
+    elif name == "trial-balance":
+        for title, columns, rows in report_text.per_currency_tables(result):
+            _print_table(title, columns, rows)
     else:
-        _render_table(result)
+        columns, rows = report_text.table(result, TABLE_PRIORITY.get(name, ()))
+        _print_table(result.title, columns, rows)
+    for line in report_text.totals_lines(name, result):
+        out.print(line, highlight=False)
     for s in freshness:
-        out.print(_freshness(s), style="dim")
-
-
-def _render_table(result: Any) -> None:
-    table = Table(title=result.title)
-    for col in result.columns:
-        table.add_column(col, justify="right" if _numeric(result.rows, col) else "left")
-    for r in result.rows:
-        table.add_row(*(_cell(r.get(col)) for col in result.columns))
-    out.print(table)
-    for key, value in result.totals.items():
-        if isinstance(value, dict | list):
-            out.print(f"{key}:")
-            _json(value)
-        else:
-            out.print(f"{key}: {_cell(value)}")
-
-
-def _render_portfolio(result: Any) -> None:
-    """One table per classification, then the NPL ratio and the roll-rate matrix."""
-    titles = {"bucket": "M-buckets", "five_category": "Five-category",
-              "ifrs9_stage": "IFRS 9 stage"}
-    for dimension, title in titles.items():
-        rows = [r for r in result.rows if r["dimension"] == dimension]
-        if not rows:
-            continue
-        table = Table(title=title)
-        for col, justify in (("class", "left"), ("currency", "left"), ("loans", "right"),
-                             ("principal", "right")):
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
-        for r in rows:
-            label = f"{r.get('class_zh') or ''} {r['class']}".strip()
-            if dimension == "ifrs9_stage":
-                label = f"stage {r['class']}"
-            table.add_row(label, r["currency"], str(r["loans"]), _cell(r["principal"]))
-        out.print(table)
-    totals = result.totals
-    out.print(f"loans by status: {totals.get('loans_by_status')}")
-    outstanding = totals.get("outstanding_principal") or {}
-    out.print("outstanding principal: " + (", ".join(
-        f"{_cell(v)} {k}" for k, v in outstanding.items()) or "0")
-        + f"   NPL ratio: {Decimal(str(totals.get('npl_ratio', 0))):.2%}")
-    for key in ("written_off_principal", "recovered", "overpayments"):
-        value = totals.get(key) or {}
-        if value:
-            out.print(f"{key.replace('_', ' ')}: "
-                      + ", ".join(f"{_cell(v)} {k}" for k, v in value.items()))
-    roll = totals.get("roll_rates") or {}
-    if roll.get("loans"):
-        states = [s for s in roll["states"] if any(s in row for row in roll["loans"].values())
-                  or s in roll["loans"]]
-        table = Table(title=f"roll rates {roll['from_month_end']} → {roll['to_month_end']}")
-        table.add_column("from \\ to")
-        for state in states:
-            table.add_column(state, justify="right")
-        for origin, row in roll["shares"].items():
-            table.add_row(origin, *(f"{Decimal(str(row[s])):.0%}" if s in row else ""
-                                    for s in states))
-        out.print(table)
-
-
-def _freshness(s: Any) -> str:
-    state = "current" if s.lag_events == 0 else (
-        f"{s.lag_events} events behind ({s.lag_seconds:.1f}s)")
-    return f"{s.name}: position {s.position} of {s.head}, {state}"
-
-
-def _numeric(rows: list[dict[str, Any]], col: str) -> bool:
-    return any(isinstance(r.get(col), int | float | Decimal) for r in rows[:20])
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        try:
-            value = Decimal(value) if value and value[0] in "-0123456789" and "." in value \
-                else value
-        except ArithmeticError:
-            return value
-    if isinstance(value, Decimal):
-        # Tables store 4 decimals; show the currency's 2 unless the value needs more.
-        cents = value.quantize(Decimal("0.01"))
-        return f"{cents:,}" if cents == value else f"{value.normalize():,}"
-    return str(value)
+        out.print(report_text.freshness(s), style="dim", highlight=False)
 
 
 @report_app.command("balances")
@@ -575,14 +553,15 @@ def projections_status(format: Format = Format.table) -> None:
         if format == Format.json:
             _json([s.as_dict() for s in statuses])
             return
-        table = Table(title="projections")
-        for col in ("name", "position", "head", "lag (events)", "lag (s)", "updated"):
-            table.add_column(col, justify="right")
-        for s in statuses:
-            table.add_row(s.name, str(s.position), str(s.head), str(s.lag_events),
-                          f"{s.lag_seconds:.1f}", s.updated_at.isoformat(timespec="seconds")
-                          if s.updated_at else "")
-        out.print(table)
+        columns = [Column("name", keep=True), Column("position", numeric=True),
+                   Column("head", numeric=True), Column("lag_events", "lag (events)",
+                                                        numeric=True),
+                   Column("lag_seconds", "lag (s)", numeric=True),
+                   Column("updated", keep=True, priority=60)]
+        _print_table("projections", columns, [
+            [s.name, str(s.position), str(s.head), str(s.lag_events), f"{s.lag_seconds:.1f}",
+             s.updated_at.isoformat(timespec="seconds") if s.updated_at else ""]
+            for s in statuses])
 
 
 @projections_app.command("run")
@@ -647,10 +626,18 @@ def projections_rebuild(name: Annotated[str | None, typer.Argument(
 @app.command()
 def demo(loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
          days: Annotated[int, typer.Option(help="Business days to run")] = 180,
-         seed: Annotated[int, typer.Option(help="Random seed")] = 7) -> None:
-    """Seed a realistic portfolio on the configured database (embedded SQLite by default),
-    run business days with a progress bar (projections kept current each day), then print the
-    portfolio and the trial balance from the projections."""
+         seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same "
+                                                "loans, ids and events")] = 7,
+         start: Annotated[str | None, typer.Option(
+             help="First business day (default: DAYS days before today on a new ledger)")]
+         = None,
+         append: Annotated[bool, typer.Option(
+             help="Add the demo to a ledger that already holds loans")] = False) -> None:
+    """Seed a realistic portfolio and run business days, then print the portfolio.
+
+    Runs on the configured database (embedded SQLite by default), with a progress bar; the
+    projections are kept current each day; the portfolio and the trial balance are printed
+    from them at the end."""
     from ledger.bootstrap import build_app
     from ledger.demo import run_demo
     from projections.runner import ProjectionRunner
@@ -659,7 +646,8 @@ def demo(loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
         if loans < 1 or days < 1:
             raise ValidationError("--loans and --days must be at least 1", field="loans",
                                   rule="positive")
-        ledger = build_app(upgrade=True)
+        first = parse_date(start, "--start")
+        ledger = build_app(settings(), upgrade=True)
         runner = ProjectionRunner(ledger)
 
         with _progress() as progress:
@@ -669,7 +657,8 @@ def demo(loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
                 runner.catch_up()
                 progress.advance(task)
 
-            stats = run_demo(ledger, loans=loans, days=days, seed=seed, on_day=end_of_day)
+            stats = run_demo(ledger, loans=loans, days=days, seed=seed, start=first,
+                             append=append, on_day=end_of_day)
         out.print(f"seeded {loans} loans, ran {days} business days "
                   f"({stats['start']} → {stats['end']}): {stats['commands']} commands, "
                   f"{stats['events']} events in {stats['seconds']:.1f}s")
@@ -678,18 +667,17 @@ def demo(loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
         if stats.get("sample"):
             out.print("try: " + " | ".join(f"ledger loan {c} {stats['sample']}"
                                            for c in ("show", "history", "schedule"))
-                      + " | ledger report delinquency | ledger projections status")
+                      + " | ledger report delinquency | ledger projections status",
+                      highlight=False)
 
 
 # --------------------------------------------------------------------- scheduler
-scheduler_app = typer.Typer(no_args_is_help=True, help="The end-of-day scheduler.")
-app.add_typer(scheduler_app, name="scheduler")
-
-
 @scheduler_app.command("run")
 def scheduler_run() -> None:
-    """Run the end-of-day scheduler in the foreground until Ctrl-C or SIGTERM: daily at
-    LEDGER_EOD_TIME in LEDGER_TIMEZONE; a run missed while it was down runs on start."""
+    """Run the end-of-day scheduler in the foreground until Ctrl-C or SIGTERM.
+
+    Closes the day daily at LEDGER_EOD_TIME in LEDGER_TIMEZONE; a run missed while it was down
+    runs on start."""
     import signal
     import threading
 
@@ -704,7 +692,7 @@ def scheduler_run() -> None:
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-        run_forever(Settings(), report=say, stop=stop)
+        run_forever(settings(), report=say, stop=stop)
 
 
 def main() -> None:

@@ -4,6 +4,12 @@ Borrowers follow profiles (on-time payers, late payers, defaulters, prepayers); 
 borrower gets an extension with capitalized arrears (展期), the worst defaulter is written off and
 later pays a recovery, and some borrowers complain. Every action is an ordinary idempotent
 command, so the demo exercises exactly what an integration would.
+
+Everything random comes from one seeded generator — loan ids, idempotency keys, profiles and
+amounts — so the same seed and start date give the same ledger, event for event. On a new
+ledger the demo starts ``days`` days before today and ends with today as the open business day;
+a ledger that already holds loans gets the demo only when asked (``append``), from its open
+business day on.
 """
 
 from __future__ import annotations
@@ -15,13 +21,16 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from domain.errors import LedgerError
+from sqlalchemy import func, select
+
+from domain.errors import LedgerError, StateConflict
 from domain.loan import Loan
 from domain.servicing import LoanStatus
 from ledger import commands as c
 from ledger.application import LoanLedger
+from ledger.tables import loan_directory
 
 ONE_DAY = timedelta(days=1)
 PROFILES = (("on_time", 55), ("late", 15), ("defaulter", 12), ("prepayer", 13),
@@ -65,8 +74,11 @@ class Demo:
         self.events += len(result["events"])
         return result
 
+    def uuid(self) -> UUID:
+        return UUID(int=self.rng.getrandbits(128), version=4)
+
     def key(self) -> str:
-        return f"demo-{uuid4()}"
+        return f"demo-{self.uuid()}"
 
     # ----------------------------------------------------------------- seeding
     def plan(self, loans: int, days: int) -> None:
@@ -74,7 +86,7 @@ class Demo:
         names, weights = zip(*PROFILES, strict=True)
         for n in range(loans):
             profile = self.rng.choices(names, weights)[0]
-            b = Borrower(loan_id=uuid4(), borrower_id=f"B{n + 1:05d}", profile=profile,
+            b = Borrower(loan_id=self.uuid(), borrower_id=f"B{n + 1:05d}", profile=profile,
                          originate_on=self.start + timedelta(days=self.rng.randrange(window)),
                          currency="CNY")
             if profile == "defaulter":
@@ -191,6 +203,7 @@ class Demo:
             if filed == today:
                 result = self.send(c.FileComplaint(
                     idempotency_key=self.key(), business_date=today, loan_id=loan_id,
+                    complaint_id=self.uuid(),
                     category=self.rng.choice(("billing", "collection_practice",
                                               "interest_calculation")),
                     description="borrower disputes the amount due"))
@@ -230,10 +243,22 @@ class Demo:
                                         currency="CNY", reference="collection agency"))
 
 
-def run_demo(ledger: LoanLedger, *, loans: int, days: int, seed: int,
-             on_day: Callable[[], None] = lambda: None) -> dict[str, Any]:
+class DemoNeedsAppend(StateConflict):
+    """The ledger already holds loans and the demo was not asked to add to them."""
+
+
+def run_demo(ledger: LoanLedger, *, loans: int, days: int, seed: int, start: date | None = None,
+             append: bool = False, on_day: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    held = _loans_held(ledger)
+    if held and not append:
+        raise DemoNeedsAppend(
+            f"the ledger already holds {held} loans: pass --append to add the demo's loans to"
+            " them (or point LEDGER_DATABASE_URL at a new database)", field="append",
+            rule="empty_ledger")
+    closed = ledger.closed_through()
+    first = start or (ledger.business_date() if closed else ledger.today() - timedelta(days=days))
     started = time.perf_counter()
-    demo = Demo(ledger, random.Random(seed), ledger.business_date())
+    demo = Demo(ledger, random.Random(seed), first)
     demo.plan(loans, days)
     recovery_day = days - 5
     today = demo.start
@@ -244,10 +269,15 @@ def run_demo(ledger: LoanLedger, *, loans: int, days: int, seed: int,
         demo.complaints_today(today)
         if day == recovery_day:
             demo.recover(today)
-        summary = ledger.close_business_days(today)
+        summary = ledger.close_business_days(today, confirm=True)
         demo.events += summary.events
         on_day()
     sample = next((b.loan_id for b in demo.borrowers if b.profile == "late"), None)
     return {"start": demo.start, "end": today, "commands": demo.commands,
             "events": demo.events, "seconds": time.perf_counter() - started,
             "sample": str(sample) if sample else None}
+
+
+def _loans_held(ledger: LoanLedger) -> int:
+    with ledger.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(loan_directory)).scalar_one())

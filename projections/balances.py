@@ -29,6 +29,7 @@ from sqlalchemy import (
 
 from domain.allocation import Allocation, Component
 from domain.loan import Loan
+from domain.money import in_minor_units
 from projections.base import AggregateIds, Batch, Dispatching, Report, RowSet, metadata
 
 ZERO = Decimal(0)
@@ -283,35 +284,40 @@ class Deltas:
                 [{f"k_{n}": v for n, v in zip(names, key, strict=True)} for key in emptied])
 
 
+#: The report's columns, most important first (a narrow table keeps the first ones).
 BALANCE_COLUMNS = [
-    "loan_id", "borrower_id", "currency", "status", "principal_outstanding",
-    "principal_overdue", "interest_accrued", "interest_overdue", "penalty_outstanding",
-    "fees_outstanding", "overpayment", "principal_paid", "interest_paid", "last_business_date",
+    "loan_id", "status", "currency", "principal_outstanding", "principal_overdue",
+    "interest_overdue", "penalty_outstanding", "fees_outstanding", "interest_accrued",
+    "principal_not_due", "overpayment", "principal_paid", "interest_paid", "penalty_paid",
+    "fees_paid", "disbursed", "capitalized", "written_off_principal", "recovered",
+    "borrower_id", "last_business_date", "position",
 ]
+assert set(BALANCE_COLUMNS) == {c.name for c in loan_balances.columns}
 
 
 def balances_report(conn: Connection, status: str | None = None, limit: int | None = None,
                     **_: Any) -> Report:
-    """One line per loan (loan-id order) and, as totals, the sums per currency."""
+    """One line per loan (loan-id order) with every column of ``loan_balances``, amounts in
+    the loan's currency's minor units; as totals, the loans and sums per currency."""
     t = loan_balances
     query = select(*(t.c[name] for name in BALANCE_COLUMNS)).order_by(t.c.loan_id)
     if status:
         query = query.where(t.c.status == status)
     if limit is not None:
         query = query.limit(limit)
-    rows = [dict(r) for r in conn.execute(query).mappings()]
+    rows = []
+    for r in conn.execute(query).mappings():
+        row = dict(r)
+        for name in AMOUNTS:
+            row[name] = in_minor_units(row[name], row["currency"])
+        rows.append(row)
     s = balances_summary.c
     sums = select(s.currency, func.sum(s.loans).label("loans"),
-                  *(func.sum(s[n]).label(n) for n in BALANCE_COLUMNS[4:-1]))
+                  *(func.sum(s[n]).label(n) for n in AMOUNTS))
     if status:
         sums = sums.where(s.status == status)
-    totals = {r["currency"]: {k: (int(v) if k == "loans" else _decimal(v))
+    totals = {r["currency"]: {k: (int(v) if k == "loans" else in_minor_units(v, r["currency"]))
                               for k, v in r.items() if k != "currency"}
               for r in conn.execute(sums.group_by(s.currency).order_by(s.currency)).mappings()}
     return Report(title="Loan balances", columns=BALANCE_COLUMNS, rows=rows,
                   sources=("balances",), totals={"by_currency": totals})
-
-
-def _decimal(value: Any) -> Decimal:
-    """SUM over SQLite comes back as float; amounts are shown at four decimals either way."""
-    return Decimal(str(value or 0)).quantize(Decimal("0.0001"))

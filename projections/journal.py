@@ -42,6 +42,7 @@ from domain.accounting import (
     Posting,
 )
 from domain.loan import Loan
+from domain.money import in_minor_units
 from projections.base import Batch, Projection, Report, RowSet, append_rows, metadata
 
 ZERO = Decimal(0)
@@ -211,20 +212,24 @@ def trial_balance_report(conn: Connection, *, currency: str | None = None,
     sums: dict[str, dict[str, Decimal]] = {}
     for r in conn.execute(query).mappings():
         account = CHART.get(r["account"])
-        debit, credit = Decimal(r["debit_total"]), Decimal(r["credit_total"])
-        rows.append({"currency": r["currency"], "account": r["account"],
+        ccy = r["currency"]
+        debit = in_minor_units(r["debit_total"], ccy)
+        credit = in_minor_units(r["credit_total"], ccy)
+        rows.append({"currency": ccy, "account": r["account"],
                      "name": account.name if account else "?",
                      "type": str(account.type) if account else "?",
-                     "debit_total": debit, "credit_total": credit, "balance": debit - credit})
-        s = sums.setdefault(r["currency"], {"debit_total": ZERO, "credit_total": ZERO})
+                     "debit_total": debit, "credit_total": credit,
+                     "balance": in_minor_units(debit - credit, ccy)})
+        s = sums.setdefault(ccy, {"debit_total": ZERO, "credit_total": ZERO})
         s["debit_total"] += debit
         s["credit_total"] += credit
-    by_currency = {ccy: {**s, "difference": s["debit_total"] - s["credit_total"]}
+    by_currency = {ccy: {**s, "difference": in_minor_units(s["debit_total"] - s["credit_total"],
+                                                           ccy)}
                    for ccy, s in sums.items()}
     return Report(
         title="Trial balance",
-        columns=["currency", "account", "name", "type", "debit_total", "credit_total",
-                 "balance"],
+        columns=["account", "name", "debit_total", "credit_total", "balance", "type",
+                 "currency"],
         rows=rows, sources=("journal",),
         totals={"balanced": all(t["difference"] == 0 for t in by_currency.values()),
                 "by_currency": by_currency})

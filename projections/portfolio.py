@@ -12,23 +12,33 @@ Amounts are only ever added within one currency, except in the portfolio-wide NP
 (as in ``summarize``) adds principal across currencies; ``npl_ratio_by_currency`` is the strict
 one.
 
+Every row also carries its ``share`` of the currency's outstanding principal, and the rows of
+dimension ``npl`` (class ``npl``: substandard + doubtful + loss) carry the NPL ratio per
+currency, so a CSV export holds it too. Amounts are in each currency's minor units.
+
 The roll-rate matrix compares each loan's state at two consecutive month ends: its M-bucket
-while active, or ``closed`` / ``written_off``. It equals what ``delinquency_transitions`` says
-(a loan's state at date M is its transition with ``business_date <= M < valid_until``); the
-counts are kept incrementally so the report need not scan the history.
+while active, or ``closed`` / ``written_off``. It covers the last complete month: the month
+ending on the last closed business day if that is a month end, else the month before. It
+equals what ``delinquency_transitions`` says (a loan's state at date M is its transition with
+``business_date <= M < valid_until``); the counts are kept incrementally so the report need not
+scan the history. A month end's counts are complete once each loan's first event after it is
+projected; right after the month-end close (the clock standing on the month end) the loans not
+counted yet have had no event since, so their state at the month end is their state now, and
+the report adds them from ``loan_delinquency``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from domain.delinquency import DelinquencyPolicy, FiveCategory
 from domain.loan import DEFAULT_POLICY
+from domain.money import in_minor_units
 from ledger.tables import ledger_clock
 from projections.balances import balances_summary
 from projections.base import Report
@@ -36,13 +46,15 @@ from projections.delinquency import (
     TERMINAL,
     delinquency_roll_counts,
     delinquency_summary,
+    loan_delinquency,
+    month_end,
     previous_month_end,
 )
 
 ZERO = Decimal(0)
 RATIO = Decimal("0.0001")
 NPL = (FiveCategory.SUBSTANDARD.value, FiveCategory.DOUBTFUL.value, FiveCategory.LOSS.value)
-COLUMNS = ["dimension", "class", "class_zh", "currency", "loans", "principal"]
+COLUMNS = ["dimension", "class", "class_zh", "currency", "loans", "principal", "share"]
 
 
 def buckets(policy: DelinquencyPolicy = DEFAULT_POLICY) -> list[str]:
@@ -65,11 +77,13 @@ def portfolio_report(conn: Connection, as_of: date | None = None, **_: Any) -> R
     cells: dict[tuple[str, str, str], list[Any]] = defaultdict(lambda: [0, ZERO])
     outstanding: dict[str, Decimal] = defaultdict(lambda: ZERO)
     npl: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    npl_loans: dict[str, int] = defaultdict(int)
     for bucket, category, stage, currency, loans, principal in grouped:
-        amount = _decimal(principal)
+        amount = in_minor_units(principal, currency)
         outstanding[currency] += amount
         if category in NPL:
             npl[currency] += amount
+            npl_loans[currency] += loans
         for dimension, value in (("bucket", bucket), ("five_category", category),
                                  ("ifrs9_stage", str(stage))):
             cell = cells[(dimension, value, currency)]
@@ -79,12 +93,19 @@ def portfolio_report(conn: Connection, as_of: date | None = None, **_: Any) -> R
     for dimension, values in classes.items():
         for value in values:
             for currency in sorted(outstanding):
-                loans, principal = cells.get((dimension, value, currency), (0, ZERO))
+                loans, principal = cells.get((dimension, value, currency),
+                                             (0, in_minor_units(0, currency)))
                 rows.append({
                     "dimension": dimension, "class": value,
                     "class_zh": FiveCategory(value).chinese if dimension == "five_category"
                     else "",
-                    "currency": currency, "loans": loans, "principal": principal})
+                    "currency": currency, "loans": loans, "principal": principal,
+                    "share": _ratio(principal, outstanding[currency])})
+    for currency in sorted(outstanding):
+        rows.append({"dimension": "npl", "class": "npl", "class_zh": "不良",  # NPL
+                     "currency": currency, "loans": npl_loans[currency],
+                     "principal": npl[currency], "share": _ratio(npl[currency],
+                                                                 outstanding[currency])})
 
     by_status: dict[str, int] = defaultdict(int)
     written_off: dict[str, Decimal] = defaultdict(lambda: ZERO)
@@ -95,9 +116,9 @@ def portfolio_report(conn: Connection, as_of: date | None = None, **_: Any) -> R
             select(b.status, b.currency, b.loans, b.written_off_principal, b.recovered,
                    b.overpayment).where(b.loans > 0)):
         by_status[status] += loans
-        written_off[currency] += _decimal(w)
-        recovered[currency] += _decimal(r)
-        overpayments[currency] += _decimal(o)
+        written_off[currency] += in_minor_units(w, currency)
+        recovered[currency] += in_minor_units(r, currency)
+        overpayments[currency] += in_minor_units(o, currency)
 
     total = sum(outstanding.values(), ZERO)
     totals = {
@@ -108,24 +129,34 @@ def portfolio_report(conn: Connection, as_of: date | None = None, **_: Any) -> R
         "written_off_principal": _nonzero(written_off),
         "recovered": _nonzero(recovered),
         "overpayments": _nonzero(overpayments),
-        "roll_rates": roll_rates(conn, as_of or _business_date(conn)),
+        "roll_rates": roll_rates(conn, as_of or _closed_through(conn)),
     }
     return Report(title="Portfolio", columns=COLUMNS, rows=rows,
                   sources=("balances", "delinquency"), totals=totals)
 
 
-def roll_rates(conn: Connection, as_of: date) -> dict[str, Any]:
-    """Share of loans in each bucket at one month end that are in each state at the next,
-    for the latest month end before ``as_of`` (whose moves are all counted once end of day
-    has closed the day after it)."""
-    to_end = previous_month_end(as_of)
+def roll_rates(conn: Connection, closed_through: date) -> dict[str, Any]:
+    """Share (and count) of loans in each state at one month end that are in each state at
+    the next, for the last complete month on ``closed_through`` (the last closed business
+    day): the month ending that day if it is a month end, else the month before."""
+    to_end = (closed_through if closed_through == month_end(closed_through)
+              else previous_month_end(closed_through))
     from_end = previous_month_end(to_end)
     r = delinquency_roll_counts.c
-    counts = conn.execute(select(r.from_state, r.to_state, r.loans)
-                          .where(r.month_end == to_end, r.loans > 0)).all()
+    counts = [tuple(x) for x in conn.execute(
+        select(r.from_state, r.to_state, r.loans).where(r.month_end == to_end, r.loans > 0))]
+    if to_end == closed_through:
+        # Right after the month-end close: loans without an event since are not counted yet.
+        d = loan_delinquency.c
+        counts += [tuple(x) for x in conn.execute(
+            select(d.rolled_state, d.roll_state, func.count())
+            .where(d.rolled_through == from_end, d.rolled_state.is_not(None),
+                   d.roll_state.is_not(None))
+            .group_by(d.rolled_state, d.roll_state))]
     loans: dict[str, dict[str, int]] = {}
     for from_state, to_state, n in counts:
-        loans.setdefault(from_state, {})[to_state] = n
+        row = loans.setdefault(from_state, {})
+        row[to_state] = row.get(to_state, 0) + int(n)
     order = {s: i for i, s in enumerate([*buckets(), *TERMINAL])}
     loans = {f: dict(sorted(loans[f].items(), key=lambda kv: order.get(kv[0], 99)))
              for f in sorted(loans, key=lambda s: order.get(s, 99))}
@@ -139,14 +170,10 @@ def roll_rates(conn: Connection, as_of: date) -> dict[str, Any]:
     }
 
 
-def _business_date(conn: Connection) -> date:
+def _closed_through(conn: Connection) -> date:
+    """The last closed business day (the day before today when none is closed yet)."""
     closed = conn.execute(select(ledger_clock.c.closed_through)).scalar()
-    return closed if closed is not None else date.today()
-
-
-def _decimal(value: Any) -> Decimal:
-    """SUM over SQLite comes back as float; amounts keep the tables' four decimals."""
-    return Decimal(str(value or 0)).quantize(RATIO)
+    return closed if closed is not None else date.today() - timedelta(days=1)
 
 
 def _ratio(part: Decimal, whole: Decimal) -> Decimal:

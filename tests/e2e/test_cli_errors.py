@@ -78,7 +78,9 @@ def test_a_bad_line_fails_alone_and_the_rest_of_the_batch_is_processed(
         repay("ok-2", ACTIVE, "200.00"),                            # 7 fine
     ])
 
-    run = given.ledger("submit", str(batch), expect=1)
+    # The batch exits with its most severe failure's code: the conflict (3, line 5) over bad
+    # input (2)
+    run = given.ledger("submit", str(batch), expect=3)
 
     results = run.json_lines()
     assert [r["line"] for r in results] == [1, 2, 3, 4, 5, 6, 7]
@@ -110,12 +112,14 @@ def test_an_unknown_loan_exits_4(given: Given) -> None:
         assert "[field=loan_id, rule=exists]" in error_line(run.stderr)
 
 
-def test_eod_through_a_day_already_closed_exits_2(given: Given) -> None:
-    run = given.ledger("eod", "--through", "2026-02-01", expect=2)
+def test_eod_through_a_day_already_closed_has_nothing_to_do(given: Given) -> None:
+    runs = given.ledger.side_by_side(earlier=("eod", "--through", "2026-02-01"),
+                                     same=("eod", "--through", "2026-02-15"))
 
-    assert run.stdout == ""
-    assert "[field=through, rule=not_before_closed]" in error_line(run.stderr)
-    assert "2026-02-15" in error_line(run.stderr)  # says where the clock stands
+    for run in runs.values():
+        assert "nothing to do" in run.text
+        assert "closed through 2026-02-15" in run.text  # says where the clock stands
+        assert run.stderr == ""
 
 
 # ----------------------------------------------------- bad input, whatever the database holds
@@ -140,11 +144,28 @@ def test_submit_a_missing_file_exits_2(offline_ledger: Ledger, scratch: Path) ->
     assert "[field=file, rule=exists]" in error_line(run.stderr)
 
 
-def test_an_unusable_database_url_is_one_clear_line(offline_ledger: Ledger) -> None:
-    run = offline_ledger("loan", "list", expect=1)
+def test_an_unreachable_database_is_one_clear_line(offline_ledger: Ledger) -> None:
+    # The SQLite file's directory does not exist, so not even `db upgrade` can create it
+    run = offline_ledger("db", "upgrade", expect=1)
 
     assert "cannot open the database" in error_line(run.stderr)
     assert "rule=reachable" in error_line(run.stderr)
+
+
+def test_a_read_command_never_creates_a_database(offline_ledger: Ledger,
+                                                 scratch: Path) -> None:
+    # Given no database at the configured SQLite path (here: the current directory's)
+    missing = scratch / "ledger-that-is-not-there.db"
+    ledger = type(offline_ledger)(f"sqlite:///{missing}", scratch)
+
+    runs = ledger.side_by_side(list=("loan", "list"), report=("report", "balances"),
+                               status=("projections", "status"), current=("db", "current"),
+                               expect=3)
+
+    for run in runs.values():
+        assert "there is no ledger database" in error_line(run.stderr)
+        assert "run `ledger db upgrade` first" in error_line(run.stderr)
+    assert not missing.exists()
 
 
 # ------------------------------------------------------------------- before `ledger db upgrade`

@@ -168,17 +168,26 @@ def test_loan_history_lists_the_events_in_order(story: Story) -> None:
     shown = story.seen["history"].stdout
 
     events = ["Applied", "Approved", "Disbursed", "InstallmentFellDue", "RepaymentReceived",
-              "BecameOverdue", "PenaltyAccrued"]
+              "BecameOverdue", "DelinquencyChanged"]
     positions = [shown.find(e) for e in events]
     assert -1 not in positions, shown
-    assert positions[:6] == sorted(positions[:6])
-    assert "InterestAccrued" not in shown
+    assert positions == sorted(positions)
+    # --no-accruals leaves out the daily postings, interest and penalty alike
+    assert "InterestAccrued" not in shown and "PenaltyAccrued" not in shown
+    # and a repayment shows how it was allocated (line by line in the JSON below)
+    assert "allocation:" in shown
     # As JSON, with the daily accruals: every version once, in business-date order
     events = story.seen["events"].json()
     assert [e["version"] for e in events] == list(range(1, len(events) + 1))
     dates = [e["business_date"] for e in events]
     assert dates == sorted(dates) and dates[-1] == "2026-03-15"
-    assert "InterestAccrued" in {e["event"] for e in events}
+    assert {"InterestAccrued", "PenaltyAccrued"} <= {e["event"] for e in events}
+    [repayment] = [e for e in events if e["event"] == "RepaymentReceived"]
+    assert repayment["details"]["allocation"]["lines"] == [
+        {"component": "interest", "installment": 1, "due_date": "2026-02-10",
+         "amount": "1000.00"},
+        {"component": "principal", "installment": 1, "due_date": "2026-02-10",
+         "amount": "7884.88"}]
 
 
 def test_loan_list_filters_by_status(story: Story) -> None:

@@ -1,0 +1,109 @@
+"""How the ledger's figures are shown to people: amounts in their currency's minor units, and
+tables that never cut a number.
+
+* ``money(value, currency)`` is the one way an amount leaves the ledger as text: rounded to the
+  currency's minor units ("8884.88", JPY "4247"), never "8884.8800", a bare "0" or "-0.00",
+  and without thousands separators, so what a table shows can be copied as it is.
+  Read-model tables keep four decimals (and SQLite returns sums as floats); this is where that
+  stops being visible.
+* ``fit_table`` lays out a rich table for the console's width: numbers, dates and ids are never
+  wrapped or truncated; text columns wrap; when even that does not fit, the lowest-priority
+  columns are left out and named, so the reader knows to ask for ``--format csv|json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from rich.table import Table
+
+from domain.money import Currency, in_minor_units
+
+
+def money(value: Any, currency: str | Currency) -> str:
+    """``value`` (Decimal, int, float from a SQLite SUM, or numeric text) in the currency's
+    minor units, as plain text: "8884.88", "4247" for JPY, "0.00" for zero."""
+    code = currency.code if isinstance(currency, Currency) else currency
+    return format(in_minor_units(value, code), "f")
+
+
+def plain(value: Any) -> Any:
+    """A value ready for JSON or a table cell: dates ISO, UUIDs and enums as text, Decimals
+    as their exact text (amounts should go through ``money`` first), containers recursively."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, str) and type(value) is not str:  # a StrEnum
+        return str(value)
+    return value
+
+
+def cell(value: Any) -> str:
+    """A table cell: no "None", booleans as yes/no, everything else as ``plain`` text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(plain(value))
+
+
+# ------------------------------------------------------------------------------- tables
+@dataclass(frozen=True)
+class Column:
+    """A table column: ``numeric`` ones are right-aligned and never wrapped, ``keep`` ones
+    (ids, dates, codes) are never wrapped either; lower ``priority`` is kept first."""
+
+    name: str
+    header: str | None = None
+    numeric: bool = False
+    keep: bool = False
+    priority: int = 50
+
+    @property
+    def title(self) -> str:
+        # Underscores become spaces so a long header may wrap over two lines.
+        return (self.header or self.name).replace("_", " ")
+
+
+BORDER = 3  # rich's default box: a vertical rule and one space of padding either side
+TEXT_MIN = 10  # a wrapping text column is given at least this many characters
+
+
+def fit_table(title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[str]],
+              width: int, **table_options: Any) -> tuple[Table, list[Column]]:
+    """The table that fits ``width`` characters, and the columns left out to make it fit."""
+    needed = {}
+    for index, column in enumerate(columns):
+        cells = [row[index] for row in rows]
+        longest_word = max((len(w) for w in column.title.split()), default=1)
+        natural = max([len(c) for c in cells] + [longest_word])
+        if column.numeric or column.keep:
+            needed[column.name] = natural
+        else:
+            words = max((len(w) for c in cells for w in c.split()), default=1)
+            needed[column.name] = min(natural, max(TEXT_MIN, min(words, 24), longest_word))
+    shown = list(columns)
+    while len(shown) > 1 and sum(needed[c.name] + BORDER for c in shown) + 1 > width:
+        drop = max(shown[1:], key=lambda c: (c.priority, columns.index(c)))
+        shown.remove(drop)
+    table = Table(title=title, **table_options)
+    for column in shown:
+        table.add_column(column.title, justify="right" if column.numeric else "left",
+                         no_wrap=column.numeric or column.keep, min_width=needed[column.name],
+                         overflow="fold")
+    indexes = [columns.index(c) for c in shown]
+    for row in rows:
+        table.add_row(*(row[i] for i in indexes))
+    return table, [c for c in columns if c not in shown]
