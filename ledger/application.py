@@ -319,6 +319,18 @@ class LoanLedger(Application[UUID]):
         """How many days ``through`` lies past the open business day (negative: before it)."""
         return (through - self.business_date()).days
 
+    def check_days_ahead(self, through: date, *, confirm: bool = False) -> None:
+        """Closing more than ``LEDGER_EOD_CONFIRM_DAYS`` days past the open business day at
+        once needs ``confirm``: each day posts interest and penalties on every active loan."""
+        ahead = self.days_ahead(through)
+        limit = self.settings.eod_confirm_days
+        if ahead > limit and not confirm:
+            raise ValidationError(
+                f"--through {through} is {ahead} days past the open business day"
+                f" {self.business_date()}: every active loan would post {ahead + 1} days of"
+                f" interest and penalties at once (more than LEDGER_EOD_CONFIRM_DAYS={limit});"
+                " pass --yes to confirm", field="through", rule="confirm_days_ahead")
+
     def close_business_days(self, through: date,
                             progress: Callable[[int], None] | None = None, *,
                             workers: int | None = None, partition: str | None = None,
@@ -343,14 +355,7 @@ class LoanLedger(Application[UUID]):
         if part.whole and closed is not None and through <= closed:
             return EodSummary(closed_from=None, closed_through=closed, loans=0, events=0,
                               seconds=0.0, clock_advanced=False, skipped=True)
-        ahead = self.days_ahead(through)
-        limit = self.settings.eod_confirm_days
-        if ahead > limit and not confirm:
-            raise ValidationError(
-                f"--through {through} is {ahead} days past the open business day"
-                f" {self.business_date()}: every active loan would post {ahead + 1} days of"
-                f" interest and penalties at once (more than LEDGER_EOD_CONFIRM_DAYS={limit});"
-                " pass --yes to confirm", field="through", rule="confirm_days_ahead")
+        self.check_days_ahead(through, confirm=confirm)
         return run_end_of_day(self, through, workers=workers, progress=progress, wait=wait,
                               partition=part)
 

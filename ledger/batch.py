@@ -85,11 +85,13 @@ def parse_line(text: str) -> Any:
     """One line's JSON: an object, no duplicate keys, no NaN or Infinity."""
     if isinstance(text, _BadText):
         raise ValidationError(str(text), field="line", rule="utf8_text")
+    text = text.rstrip("\r\n")
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
-        raise ValidationError(f"not valid JSON at column {e.colno}: {e.msg}", field="line",
-                              rule="json") from None
+        truncated = " (the line ends too early: is it cut off?)" if e.pos >= len(text) else ""
+        raise ValidationError(f"not valid JSON at column {e.colno}: {e.msg}{truncated}",
+                              field="line", rule="json") from None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -120,7 +122,8 @@ def run_batch(ledger: Any, lines: Lines, out: IO[str]) -> Counter[str]:
             out.write(json.dumps({"line": number, "ok": True, **result}) + "\n")
         except LedgerError as e:
             failures[e.kind] += 1
-            out.write(json.dumps({"line": number, "ok": False, **e.as_dict()}) + "\n")
+            out.write(json.dumps({"line": number, "ok": False, **e.as_dict()},
+                                 ensure_ascii=False) + "\n")
         except OperationalError:
             raise
         except Exception as e:  # a bug: reported on its line, the batch goes on

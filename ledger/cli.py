@@ -304,6 +304,7 @@ def eod(through: Annotated[str, typer.Option(help="Close every business day up t
                       f" (the open business day is {ledger.business_date()})")
             return
         confirmed = yes or _confirm_far_future(ledger, day)
+        ledger.check_days_ahead(day, confirm=confirmed)
         with _progress() as progress:
             label = f"closing through {day}" + ("" if part.whole else f" (partition {part.label})")
             task = progress.add_task(label + " (loan-days)",
@@ -337,8 +338,7 @@ def _confirm_far_future(ledger: Any, day: date) -> bool:
 @app.command()
 def submit(file: Annotated[str, typer.Argument(
         help="JSON Lines file, one command per line; - reads standard input")]) -> None:
-    """Append commands from a JSONL batch; safe to rerun (every command has its idempotency
-    key).
+    """Append commands from a JSONL batch; safe to rerun (each has its idempotency key).
 
     Prints one JSON result per line. Exits 0 when every line succeeded, else with the code of
     the most severe failure: 1 (the ledger failed) over 3 (conflict) over 4 (unknown loan or

@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from rich.table import Table
+from rich.text import Text
 
 from domain.money import Currency, in_minor_units
 
@@ -100,9 +101,12 @@ def fit_table(title: str | None, columns: Sequence[Column], rows: Sequence[Seque
         shown.remove(drop)
     table = Table(title=title, **table_options)
     for column in shown:
-        table.add_column(column.title, justify="right" if column.numeric else "left",
+        # The header may wrap at its spaces even where the cells may not.
+        header = Text(column.title, no_wrap=False, overflow="fold")
+        table.add_column(header, justify="right" if column.numeric else "left",
                          no_wrap=column.numeric or column.keep, min_width=needed[column.name],
-                         overflow="fold")
+                         max_width=needed[column.name] if column.numeric or column.keep
+                         else None, overflow="fold")
     indexes = [columns.index(c) for c in shown]
     for row in rows:
         table.add_row(*(row[i] for i in indexes))
