@@ -464,14 +464,15 @@ class Loan(Aggregate):
         interest) of each installment overdue that day, i.e. whose own due date + grace days
         is before ``day``. On its due date an installment still earns contract interest, and
         each installment's grace counts from its own due date."""
-        cutoff = day - timedelta(days=self.terms.product.grace_days)
-        compound = self.terms.product.compound_penalty
+        product = self.terms.product
+        cutoff = day - timedelta(days=product.grace_days)
         base = ZERO
-        for inst in self.installments:
-            if inst.fell_due and inst.due_date < cutoff:
-                base += inst.principal - inst.principal_paid
-                if compound:
-                    base += inst.interest - inst.interest_paid
+        for inst in self.installments:  # in due-date order, billed ones first
+            if inst.due_date >= cutoff or not inst.fell_due:
+                break
+            base += inst.principal - inst.principal_paid
+            if product.compound_penalty:
+                base += inst.interest - inst.interest_paid
         return base
 
     def arrears_due(self) -> Decimal:
