@@ -41,7 +41,15 @@ from domain.errors import (
 )
 from domain.money import CALC, Currency
 from domain.schedule import AmortizationMethod, Installment, build_schedule, monthly_due_dates
-from domain.servicing import InstallmentState, LoanState, LoanStatus, RestructureKind
+from domain.servicing import (
+    CAPITALIZED,
+    RESTRUCTURED,
+    WRITTEN_OFF,
+    InstallmentState,
+    LoanState,
+    LoanStatus,
+    RestructureKind,
+)
 from domain.terms import LoanTerms, PrepaymentOption, check_rate
 
 ZERO = Decimal(0)
@@ -296,9 +304,14 @@ class Loan(Aggregate):
 
         def apply(self, loan: Loan) -> None:
             loan.close_accrual_segment(self.business_date)
+            closing = CAPITALIZED if self.capitalized else RESTRUCTURED
             for inst in loan.installments:
                 if inst.fell_due:
-                    # Unpaid billed principal goes back into the re-amortized balance.
+                    # Unpaid billed principal goes back into the re-amortized balance (and,
+                    # capitalizing, unpaid interest too): the installment is closed so.
+                    if inst.principal != inst.principal_paid or (
+                            self.capitalized and inst.interest != inst.interest_paid):
+                        inst.closed_by = closing
                     inst.principal = inst.principal_paid
                     if self.capitalized:
                         inst.interest = inst.interest_paid
@@ -325,6 +338,13 @@ class Loan(Aggregate):
         penalty: Decimal
         fees: Decimal
         reason: str
+        dpd: int | None  # DPD on the write-off date; None in events stored before version 2
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["dpd"] = None  # not recorded then: apply falls back to the last transition's
 
         def apply(self, loan: Loan) -> None:
             loan.status = LoanStatus.WRITTEN_OFF
@@ -339,11 +359,14 @@ class Loan(Aggregate):
             loan.penalty_outstanding = ZERO
             loan.fees_outstanding = ZERO
             for inst in loan.installments:
+                if not inst.is_settled:
+                    inst.closed_by = WRITTEN_OFF
                 inst.principal = inst.principal_paid
                 inst.interest = inst.interest_paid
-            loan.classification = classify(
-                loan.classification_dpd(), written_off=True,
-                policy=loan.policy).as_dict()
+            # Classified with the DPD on the write-off date, which the classification keeps
+            # (``current_dpd`` of a written-off loan); older events: the last transition's.
+            dpd = loan.classification_dpd() if self.dpd is None else self.dpd
+            loan.classification = classify(dpd, written_off=True, policy=loan.policy).as_dict()
 
     class RecoveryReceived(Aggregate.Event):
         TOPIC = "loan.RecoveryReceived"
@@ -805,7 +828,7 @@ class Loan(Aggregate):
                 f"WrittenOff: principal_due {parts['principal_due']} is more than principal"
                 f" {parts['principal']}", field="principal_due", rule="part_of_principal")
         self.trigger_event(self.WrittenOff, business_date=business_date, reason=reason,
-                           **parts)
+                           dpd=self.dpd_on(business_date), **parts)
 
     def receive_recovery(self, business_date: date, amount: Decimal, currency: str,
                          reference: str = "") -> None:

@@ -30,10 +30,20 @@ class RestructureKind(StrEnum):
     CAPITALIZATION = "capitalization"  # arrears (interest, penalty, fees) become principal
 
 
+#: How an installment was closed other than by payments (``InstallmentState.closed_by``).
+RESTRUCTURED = "restructured"  # its unpaid principal went back into a restructured plan
+CAPITALIZED = "capitalized"  # … together with its unpaid interest, capitalized as principal
+WRITTEN_OFF = "written_off"  # what was unpaid on it was written off
+
+
 @dataclass(slots=True)
 class InstallmentState:
     """One installment: scheduled amounts until it falls due, billed amounts after, and what
-    has been paid against it."""
+    has been paid against it.
+
+    A restructure or write-off closes an installment by lowering its billed amounts to what was
+    paid; ``closed_by`` records that it was closed so ("" when it was not), so a display can
+    tell it from one the borrower paid (``state``)."""
 
     number: int
     start_date: date
@@ -43,6 +53,7 @@ class InstallmentState:
     fell_due: bool = False
     principal_paid: Decimal = ZERO
     interest_paid: Decimal = ZERO
+    closed_by: str = ""  # "", RESTRUCTURED, CAPITALIZED or WRITTEN_OFF
 
     @property
     def principal_unpaid(self) -> Decimal:
@@ -60,6 +71,17 @@ class InstallmentState:
     def is_settled(self) -> bool:
         return self.fell_due and self.principal_unpaid == 0 and self.interest_unpaid == 0
 
+    @property
+    def state(self) -> str:
+        """For display: "scheduled" (not fallen due), "due" (fallen due, something unpaid),
+        "paid" (settled by payments), or how it was closed otherwise: "restructured",
+        "capitalized", "written_off" (a write-off also closes installments not yet due)."""
+        if not self.fell_due:
+            return self.closed_by or "scheduled"
+        if self.principal != self.principal_paid or self.interest != self.interest_paid:
+            return "due"
+        return self.closed_by or "paid"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "number": self.number,
@@ -70,6 +92,7 @@ class InstallmentState:
             "fell_due": self.fell_due,
             "principal_paid": str(self.principal_paid),
             "interest_paid": str(self.interest_paid),
+            "closed_by": self.closed_by,
         }
 
     @classmethod
@@ -86,6 +109,7 @@ class InstallmentState:
             bool(data.get("fell_due", False)),
             Decimal(data.get("principal_paid", ZERO)),
             Decimal(data.get("interest_paid", ZERO)),
+            data.get("closed_by", ""),  # absent before it was kept, and in schedules
         )
 
 

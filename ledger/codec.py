@@ -58,15 +58,25 @@ class Converter:
 
 
 def _installment_row(i: InstallmentState) -> list[Any]:
-    return [i.number, i.start_date.isoformat(), i.due_date.isoformat(), str(i.principal),
-            str(i.interest), i.fell_due, str(i.principal_paid), str(i.interest_paid)]
+    row = [i.number, i.start_date.isoformat(), i.due_date.isoformat(), str(i.principal),
+           str(i.interest), i.fell_due, str(i.principal_paid), str(i.interest_paid)]
+    if i.closed_by:  # a ninth element only for an installment closed other than by payments
+        row.append(i.closed_by)
+    return row
 
 
 def _installment(row: list[Any]) -> InstallmentState:
-    n, start, due, principal, interest, fell_due, principal_paid, interest_paid = row
+    # Eight elements: not closed otherwise (``closed_by`` keeps its default), which is also
+    # every row written before it was kept. Loading a loan builds every installment here.
+    if len(row) == 8:
+        n, start, due, principal, interest, fell_due, principal_paid, interest_paid = row
+        return InstallmentState(n, date.fromisoformat(start), date.fromisoformat(due),
+                                Decimal(principal), Decimal(interest), fell_due,
+                                Decimal(principal_paid), Decimal(interest_paid))
+    n, start, due, principal, interest, fell_due, principal_paid, interest_paid, closed = row
     return InstallmentState(n, date.fromisoformat(start), date.fromisoformat(due),
                             Decimal(principal), Decimal(interest), fell_due,
-                            Decimal(principal_paid), Decimal(interest_paid))
+                            Decimal(principal_paid), Decimal(interest_paid), closed)
 
 
 # Value types with their own compact form (instances of these never appear in plain JSON).

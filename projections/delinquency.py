@@ -374,6 +374,10 @@ class Delinquency(Dispatching):
         loan.installments.clear()
         loan.changed = True
         row["penalty_fees_unpaid"] = ZERO
+        # The DPD on the write-off date, as the aggregate keeps it; events stored before it
+        # was recorded (dpd None) classify with the last transition's, as they always did.
+        if e.dpd is not None:
+            row["classified_dpd"] = e.dpd
         c = classify(row["classified_dpd"], written_off=True, policy=DEFAULT_POLICY)
         row["bucket"], row["five_category"], row["ifrs9_stage"] = (
             c.bucket, c.category.value, c.stage)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import orjson
 import pytest
 from eventsourcing.domain import Aggregate, DomainEvent
 from sqlalchemy import select
@@ -284,3 +285,44 @@ def test_a_fresh_process_reads_stored_snapshots(
     # then the snapshot resolves and the loan is whole.
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == expected
+
+
+def test_a_store_written_before_write_offs_carried_their_dpd_still_loads(
+        database_url: str, make_ledger: Callable[..., LoanLedger], submit: Submit,
+        open_loan: Callable[..., UUID]) -> None:
+    # Given a loan written off 39 days late (last reclassified at DPD 31, into M2),
+    app = make_ledger(database_url, snapshot_interval=10)
+    loan_id = open_loan(app)
+    app.close_business_days(date(2026, 3, 20))
+    submit(app, "write_off_loan", loan_id=loan_id, reason="uncollectable",
+           business_date=date(2026, 3, 21))
+    assert app.get_loan(loan_id).classification["dpd"] == 39
+    # whose WrittenOff and snapshots are rewritten in the database to their form before
+    # issue 8: no dpd and no class_version; installment rows of eight elements,
+    with app.engine.begin() as conn:
+        row = conn.execute(select(events.c.id, events.c.originator_version, events.c.state)
+                           .where(events.c.topic == "loan.WrittenOff")).one()
+        data = orjson.loads(row.state)
+        assert (data.pop("dpd"), data.pop("class_version")) == (39, 2)
+        conn.execute(events.update().where(events.c.id == row.id)
+                     .values(state=orjson.dumps(data)))
+        stored_snapshots = conn.execute(
+            select(snapshots.c.originator_version, snapshots.c.state)
+            .where(snapshots.c.originator_id == loan_id)).all()
+        assert stored_snapshots and max(v for v, _ in stored_snapshots) < row.originator_version
+        for version, state in stored_snapshots:
+            snapshot = orjson.loads(state)
+            snapshot["state"]["installments"] = [r[:8] for r in snapshot["state"]["installments"]]
+            conn.execute(snapshots.update().where(
+                (snapshots.c.originator_id == loan_id)
+                & (snapshots.c.originator_version == version)).values(
+                    state=orjson.dumps(snapshot)))
+    # a fresh ledger reads it: the event has dpd None, the loan is classified loss with the
+    # last transition's DPD, as it was before, and its installments show as written off.
+    fresh = make_ledger(database_url, snapshot_interval=10)
+    [written_off] = [e for e in fresh.loan_history(loan_id) if isinstance(e, Loan.WrittenOff)]
+    assert written_off.dpd is None
+    loan = fresh.get_loan(loan_id)
+    assert loan.classification == {"dpd": 31, "bucket": "M2", "category": "loss", "stage": 3}
+    assert [i.state for i in loan.installments[:3]] == ["written_off"] * 3
+    assert state_of(loan) == state_of(replay(list(fresh.events.get(loan_id))))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from domain.complaint import Complaint, ComplaintState
 from domain.loan import Loan
-from domain.servicing import LoanState
+from domain.servicing import InstallmentState, LoanState
 from ledger.codec import LedgerMapper
 from ledger.transcodings import register_all
 from tests.factories import active_loan, filed_complaint, state_of
@@ -107,3 +107,67 @@ def test_a_decimal_in_an_untyped_field_is_refused_not_stringified() -> None:
     object.__setattr__(event, "schedule", [{"principal": Decimal("1.00")}])
     with pytest.raises(TypeError, match="untyped field"):
         MAPPER.to_stored_event(event)
+
+
+def overdue_written_off_loan() -> Loan:
+    loan = active_loan()
+    loan.close_day(date(2026, 3, 20))
+    loan.write_off(date(2026, 3, 21), "uncollectable")
+    return loan
+
+
+def test_an_installment_row_stored_before_closed_by_was_kept_still_reads() -> None:
+    # Given a snapshot whose installment rows have the old eight elements (no closed_by),
+    loan = overdue_written_off_loan()
+    stored = MAPPER.to_stored_event(Loan.Snapshot.take(loan))
+    data = orjson.loads(stored.state)
+    rows = data["state"]["installments"]
+    # (today a ninth element is written only for an installment closed other than by payments)
+    assert [len(r) for r in rows] == [9] * len(rows) and rows[0][8] == "written_off"
+    untouched = orjson.loads(MAPPER.to_stored_event(Loan.Snapshot.take(active_loan())).state)
+    assert {len(r) for r in untouched["state"]["installments"]} == {8}
+    data["state"]["installments"] = [r[:8] for r in rows]
+    old = type(stored)(stored.originator_id, stored.originator_version, stored.topic,
+                       orjson.dumps(data))
+    # it restores the same loan, with installments not marked as closed otherwise.
+    restored = MAPPER.to_domain_event(old).mutate(None)
+    assert [i.closed_by for i in restored.installments] == [""] * len(rows)
+    for inst in loan.installments:
+        inst.closed_by = ""
+    assert state_of(restored) == state_of(loan)
+
+
+def test_an_installment_dict_without_closed_by_still_reads() -> None:
+    # The library transcoder's form (older stores) and schedules in events have no such key.
+    [inst] = active_loan().installments[:1]
+    data = inst.as_dict()
+    assert data.pop("closed_by") == ""
+    assert InstallmentState.from_dict(data) == inst
+
+
+@pytest.mark.parametrize("writer", [MAPPER, LEGACY], ids=["codec", "library transcoder"])
+def test_a_write_off_stored_before_it_carried_the_dpd_reads_with_dpd_none(
+        writer: Mapper[Any]) -> None:
+    # Given a WrittenOff as stored before version 2: no dpd and no class_version,
+    loan = overdue_written_off_loan()
+    written_off = loan.collect_events()[-1]
+    assert isinstance(written_off, Loan.WrittenOff) and written_off.dpd == 39
+    stored = writer.to_stored_event(written_off)
+    if writer is MAPPER:
+        data = orjson.loads(stored.state)
+        assert data["class_version"] == 2
+        del data["dpd"], data["class_version"]
+        payload = orjson.dumps(data)
+    else:
+        data = writer.transcoder.decode(stored.state)
+        del data["dpd"], data["class_version"]
+        payload = writer.transcoder.encode(data)
+    old = type(stored)(stored.originator_id, stored.originator_version, stored.topic, payload)
+    # it reads back under its pinned topic with dpd None (upcast from version 1),
+    back = MAPPER.to_domain_event(old)
+    assert type(back) is Loan.WrittenOff and stored.topic == "loan.WrittenOff"
+    assert back.dpd is None
+    assert {k: v for k, v in vars(back).items() if k != "dpd"} == {
+        k: v for k, v in vars(written_off).items() if k != "dpd"}
+    # and a version-2 payload reads back with its dpd.
+    assert MAPPER.to_domain_event(stored).dpd == 39

@@ -183,7 +183,8 @@ def test_a_write_off_charges_credit_losses_and_clears_every_balance() -> None:
     book = LoanBook("CNY", {PRINCIPAL_DUE: D("7884.88"), PRINCIPAL_NOT_DUE: D("84230.24")})
     e = event(Loan.WrittenOff, principal=D("92115.12"), principal_due=D("7884.88"),
               interest=D("1000.00"),
-              accrued_interest=D("30.00"), penalty=D("4.93"), fees=D("50.00"), reason="fraud")
+              accrued_interest=D("30.00"), penalty=D("4.93"), fees=D("50.00"), reason="fraud",
+              dpd=200)
     assert lines(postings_for(e, book)) == {
         (CREDIT_LOSSES, D("93200.05"), D(0)),
         (PRINCIPAL_DUE, D(0), D("7884.88")), (PRINCIPAL_NOT_DUE, D(0), D("84230.24")),

@@ -182,3 +182,46 @@ def test_restructured_loan_replays_to_the_same_state() -> None:
                                                       RestructureKind.CAPITALIZATION)
     pay(loan, date(2026, 4, 10), "5000.00")
     assert state_of(replay(loan.collect_events())) == state_of(loan)
+
+
+def test_restructured_installments_show_as_restructured_once_their_interest_is_paid() -> None:
+    # Given the first installment paid on time and the second (7963.73 + 921.15) unpaid,
+    loan = active_loan()
+    pay(loan, FIRST_DUE, loan.installments[0].total)
+    loan.close_day(date(2026, 3, 20))
+    first, second = loan.installments[:2]
+    # when its principal is taken back into an extended plan without capitalizing arrears,
+    on = date(2026, 3, 21)
+    catch_up_and(loan, on).restructure(on, RestructureKind.EXTENSION, extend_months=6)
+    # the paid one still shows "paid"; the second keeps its interest due, so it is "due",
+    assert (first.state, second.state) == ("paid", "due")
+    assert second.principal_unpaid == 0 and second.interest_unpaid == D("921.15")
+    # and once that interest is paid it shows "restructured", not "paid".
+    pay(loan, date(2026, 3, 22), loan.arrears_due())
+    assert (second.state, second.closed_by) == ("restructured", "restructured")
+    assert first.closed_by == ""
+    assert [i.state for i in replay(loan.collect_events()).installments[:2]] == [
+        "paid", "restructured"]
+
+
+def test_capitalized_installments_show_as_capitalized_not_paid() -> None:
+    # Given two unpaid installments,
+    loan = active_loan()
+    loan.close_day(date(2026, 3, 21))
+    # when their arrears are capitalized,
+    on = date(2026, 3, 22)
+    catch_up_and(loan, on).restructure(on, RestructureKind.CAPITALIZATION)
+    # both are closed, by capitalization: nothing is due on them, yet nobody paid them.
+    billed = loan.billed()
+    assert [i.state for i in billed] == ["capitalized", "capitalized"]
+    assert all(i.is_settled for i in billed)
+    assert all(i.state == "scheduled" for i in loan.future())
+
+
+def test_capitalize_arrears_flag_marks_installments_capitalized() -> None:
+    loan = active_loan()
+    loan.close_day(date(2026, 2, 20))
+    on = date(2026, 2, 21)
+    catch_up_and(loan, on).restructure(on, RestructureKind.EXTENSION, extend_months=3,
+                                       capitalize_arrears=True)
+    assert loan.installments[0].state == "capitalized"

@@ -22,6 +22,7 @@ from domain.terms import PrepaymentOption, ProductTerms
 from tests.factories import (
     FIRST_DUE,
     active_loan,
+    catch_up_and,
     of_type,
     pay,
     replay,
@@ -411,6 +412,70 @@ def test_write_off_removes_every_balance_and_classifies_as_loss() -> None:
     assert loan.collect_events() == []
     with pytest.raises(LoanNotActive):
         loan.receive_repayment(date(2026, 9, 1), D("100.00"), "CNY")
+
+
+def test_write_off_classifies_with_the_dpd_on_its_date_and_records_it() -> None:
+    # Given a loan 200 days late, last reclassified when it reached M7+ at DPD 181,
+    loan = overdue_loan(200)
+    assert loan.classification["dpd"] == 181
+    # when it is written off on day 200,
+    loan.write_off(date(2026, 8, 29), reason="uncollectable")
+    [written_off] = of_type(loan.collect_events(), Loan.WrittenOff)
+    # then the event records DPD 200 (29 Aug − 10 Feb), not the last transition's 181, and
+    # the loan keeps it: `loan show` prints the DPD at write-off.
+    assert written_off.dpd == 200
+    assert loan.classification == {"dpd": 200, "bucket": "M7+", "category": "loss",
+                                   "stage": 3}
+    assert loan.current_dpd == 200
+
+
+def test_a_write_off_stored_without_its_dpd_classifies_as_it_always_did() -> None:
+    # Given a WrittenOff event as stored before it carried the DPD (upcast to dpd None),
+    loan = overdue_loan(200)
+    loan.write_off(date(2026, 8, 29), reason="uncollectable")
+    events = loan.collect_events()
+    old = dict(vars(events[-1]))
+    del old["dpd"]
+    Loan.WrittenOff.upcast_v1_v2(old)
+    legacy = object.__new__(Loan.WrittenOff)
+    object.__setattr__(legacy, "__dict__", old)
+    # replay classifies it with the DPD of the last transition, as before.
+    replayed = replay([*events[:-1], legacy])
+    assert legacy.dpd is None
+    assert replayed.classification["dpd"] == 181
+    assert replayed.classification["category"] == "loss"
+
+
+def test_installment_states_tell_paid_from_due_from_scheduled() -> None:
+    # Given a loan whose first installment was paid on its due date and whose second is late,
+    loan = active_loan()
+    pay(loan, FIRST_DUE, "8884.88")
+    loan.close_day(date(2026, 3, 20))
+    first, second, third = loan.installments[:3]
+    # the paid one shows "paid", the late one "due" and the next "scheduled";
+    assert (first.state, second.state, third.state) == ("paid", "due", "scheduled")
+    # a partial payment leaves it "due", the rest of it makes it "paid".
+    pay(loan, date(2026, 3, 21), loan.penalty_outstanding + D("921.15"))
+    assert second.state == "due"
+    catch_up_and(loan, date(2026, 3, 22))
+    pay(loan, date(2026, 3, 22), loan.arrears_due())
+    assert second.state == "paid"
+
+
+def test_written_off_installments_show_as_written_off_not_paid() -> None:
+    # Given the first installment paid and the second unpaid,
+    loan = active_loan()
+    pay(loan, FIRST_DUE, "8884.88")
+    loan.close_day(date(2026, 4, 1))
+    # when the loan is written off, what was left unpaid or not yet due shows "written_off",
+    loan.write_off(date(2026, 4, 2), reason="fraud")
+    assert [i.state for i in loan.installments[:4]] == ["paid", "written_off", "written_off",
+                                                       "written_off"]
+    assert {i.closed_by for i in loan.installments[1:]} == {"written_off"}
+    assert loan.installments[0].closed_by == ""
+    # and a replay shows the same.
+    assert [i.state for i in replay(loan.collect_events()).installments] == [
+        i.state for i in loan.installments]
 
 
 def test_recovery_after_write_off_is_recorded() -> None:
