@@ -284,8 +284,10 @@ class BulkCloser:
             saved = self._try_save([loan])
             if saved is not None:
                 return saved
-            self._redecide_moved([loan], loans, through)
+            # Pause before re-loading, never between load and save (that would widen the
+            # window the next command lands in).
             time.sleep(random.random() * min(1.0, 0.01 * 2 ** attempt))
+            self._redecide_moved([loan], loans, through)
         raise EndOfDayFailed(
             f"end of day could not close loan {loan_id} through {through}: commands changed it"
             f" under each of {self.retries} attempts; nothing of that loan was written and the"
