@@ -334,7 +334,7 @@ class LoanLedger(Application[UUID]):
     def close_business_days(self, through: date,
                             progress: Callable[[int], None] | None = None, *,
                             workers: int | None = None, partition: str | None = None,
-                            wait: float | None = None, confirm: bool = False) -> EodSummary:
+                            wait: float | None = None) -> EodSummary:
         """Close every business day up to ``through`` for every active loan (end of day).
 
         The bulk path in ``ledger.eod``: one EOD at a time (database lock; a second one waits
@@ -344,9 +344,8 @@ class LoanLedger(Application[UUID]):
         advances once every chunk (and every partition ``k/N``) is done. ``progress`` is
         told the loan-days closed as they are.
 
-        A day already closed is nothing to do (a ``skipped`` summary). Closing more than
-        ``LEDGER_EOD_CONFIRM_DAYS`` days past the open business day at once (each posts
-        interest and penalties on every active loan) needs ``confirm``.
+        A day already closed is nothing to do (a ``skipped`` summary). Faces that take a date
+        from a person ask ``check_days_ahead`` first (``ledger eod --yes``).
         """
         from ledger.eod import WHOLE_BOOK, Partition, run_end_of_day
 
@@ -355,7 +354,6 @@ class LoanLedger(Application[UUID]):
         if part.whole and closed is not None and through <= closed:
             return EodSummary(closed_from=None, closed_through=closed, loans=0, events=0,
                               seconds=0.0, clock_advanced=False, skipped=True)
-        self.check_days_ahead(through, confirm=confirm)
         return run_end_of_day(self, through, workers=workers, progress=progress, wait=wait,
                               partition=part)
 

@@ -89,7 +89,8 @@ def parse_line(text: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
-        truncated = " (the line ends too early: is it cut off?)" if e.pos >= len(text) else ""
+        cut = e.pos >= len(text) or e.msg.startswith("Unterminated")
+        truncated = " (the line ends too early: is it cut off?)" if cut else ""
         raise ValidationError(f"not valid JSON at column {e.colno}: {e.msg}{truncated}",
                               field="line", rule="json") from None
 

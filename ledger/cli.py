@@ -311,7 +311,7 @@ def eod(through: Annotated[str, typer.Option(help="Close every business day up t
                                      total=count_loan_days(ledger, day, part))
             summary = ledger.close_business_days(day, lambda n: progress.advance(task, n),
                                                  workers=workers, partition=partition,
-                                                 wait=wait, confirm=confirmed)
+                                                 wait=wait)
         where = "" if part.whole else escape(f" [partition {summary.partition}]")
         out.print(f"closed {summary.closed_from or 'all open days'} → {summary.closed_through}"
                   f"{where}: {summary.loans} loans, {summary.loan_days} loan-days,"

@@ -269,7 +269,7 @@ def run_demo(ledger: LoanLedger, *, loans: int, days: int, seed: int, start: dat
         demo.complaints_today(today)
         if day == recovery_day:
             demo.recover(today)
-        summary = ledger.close_business_days(today, confirm=True)
+        summary = ledger.close_business_days(today)
         demo.events += summary.events
         on_day()
     sample = next((b.loan_id for b in demo.borrowers if b.profile == "late"), None)

@@ -67,15 +67,21 @@ class Ledger:
         self.database_url = database_url
         self.cwd = cwd
 
-    def __call__(self, *args: str, expect: int | None = 0) -> Run:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("LEDGER_") and k not in ("COLUMNS", "LINES", "FORCE_COLOR")}
+    def __call__(self, *args: str, expect: int | None = 0, env: dict[str, str] | None = None,
+                 stdin: bytes | None = None) -> Run:
+        """Run ``ledger *args`` (with extra ``LEDGER_*`` variables in ``env``, and ``stdin``
+        piped in); it must never print a traceback, and must exit ``expect`` unless None."""
+        environ = {k: v for k, v in os.environ.items()
+                   if not k.startswith("LEDGER_") and k not in ("COLUMNS", "LINES", "FORCE_COLOR")}
         # A pipe, not a terminal: plain text at rich's default 80 columns, as in CI or a script.
-        env.update(LEDGER_DATABASE_URL=self.database_url, NO_COLOR="1", PYTHONIOENCODING="utf-8")
-        proc = subprocess.run([*ledger_command(), *args], cwd=self.cwd, env=env,
-                              capture_output=True, text=True, encoding="utf-8", timeout=120,
-                              check=False)
-        run = Run(tuple(args), proc.returncode, proc.stdout, proc.stderr)
+        environ.update(LEDGER_DATABASE_URL=self.database_url, NO_COLOR="1",
+                       PYTHONIOENCODING="utf-8")
+        environ.update(env or {})
+        proc = subprocess.run([*ledger_command(), *args], cwd=self.cwd, env=environ,
+                              input=stdin if stdin is not None else b"", capture_output=True,
+                              timeout=120, check=False)
+        run = Run(tuple(args), proc.returncode, proc.stdout.decode("utf-8"),
+                  proc.stderr.decode("utf-8"))
         assert "Traceback" not in run.stderr, str(run)
         if expect is not None:
             assert run.returncode == expect, str(run)

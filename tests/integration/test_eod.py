@@ -10,7 +10,6 @@ from uuid import UUID
 
 import pytest
 
-from domain.errors import InvalidDate
 from domain.loan import Loan
 from ledger.application import LoanLedger
 
@@ -119,9 +118,9 @@ def test_a_crash_mid_run_then_a_rerun_equals_an_uninterrupted_run(
 
     # When the process fails on the second chunk: before writing it, after writing its
     # events but before they commit, or just after they commit
-    crash_in_chunk_two(crashing, monkeypatch, crash_point)
+    progress = crash_in_chunk_two(crashing, monkeypatch, crash_point)
     with pytest.raises(RuntimeError, match="power cut"):
-        crashing.close_business_days(through)
+        crashing.close_business_days(through, progress)
 
     # Then the first chunk is closed, the third untouched, and the clock has not moved
     first, second, third = loans
@@ -145,11 +144,21 @@ def test_a_crash_mid_run_then_a_rerun_equals_an_uninterrupted_run(
 
 
 def crash_in_chunk_two(app: LoanLedger, monkeypatch: pytest.MonkeyPatch,
-                       crash_point: str) -> None:
+                       crash_point: str) -> Callable[[int], None] | None:
+    """Arrange the failure; returns the progress callback to pass, if the failure is in it."""
     chunks: list[int] = []
 
     def power_cut() -> None:
         raise RuntimeError("power cut")
+
+    if crash_point == "after_commit":
+        # Progress is reported once a chunk has committed: fail as the second one reports.
+        def report_then_die(_loan_days: int) -> None:
+            chunks.append(1)
+            if len(chunks) == 2:
+                power_cut()
+
+        return report_then_die
 
     if crash_point == "before_commit":
         # Inside the event store's transaction, once the chunk's rows are flushed.
@@ -163,7 +172,7 @@ def crash_in_chunk_two(app: LoanLedger, monkeypatch: pytest.MonkeyPatch,
             return ids
 
         monkeypatch.setattr(app.recorder, "_insert_stored_events", insert_then_die)
-        return
+        return None
 
     real_save = app.save_many
 
@@ -171,26 +180,23 @@ def crash_in_chunk_two(app: LoanLedger, monkeypatch: pytest.MonkeyPatch,
         chunks.append(len(aggregates))
         if len(chunks) == 2 and crash_point == "before_writing":
             power_cut()
-        recordings = real_save(aggregates)
-        if len(chunks) == 2:
-            power_cut()
-        return recordings
+        return real_save(aggregates)
 
     monkeypatch.setattr(app, "save_many", save_around_the_crash)
+    return None
 
 
-def test_closing_a_day_before_the_clock_is_refused(
+def test_closing_a_day_already_closed_is_nothing_to_do(
         ledger_app: LoanLedger, open_loan: OpenLoan, submit: Submit,
         count_events: Callable[[LoanLedger], int]) -> None:
     book_portfolio(ledger_app, open_loan, submit)
     ledger_app.close_business_days(date(2026, 2, 20))
     before = count_events(ledger_app)
 
-    with pytest.raises(InvalidDate) as caught:
-        ledger_app.close_business_days(date(2026, 2, 19))
+    for day in (date(2026, 2, 19), date(2026, 2, 20)):
+        summary = ledger_app.close_business_days(day)
+        assert summary.skipped and summary.closed_through == date(2026, 2, 20)
+        assert (summary.loans, summary.events) == (0, 0)
 
-    assert caught.value.field == "through"
-    assert caught.value.rule == "not_before_closed"
-    assert "2026-02-20" in caught.value.message
     assert count_events(ledger_app) == before
     assert ledger_app.closed_through() == date(2026, 2, 20)

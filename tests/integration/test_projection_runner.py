@@ -92,8 +92,8 @@ def test_new_events_are_picked_up_from_the_last_position(
     runner = ProjectionRunner(book, [Tally()], batch_size=50)
     runner.catch_up()
     open_loan(book, borrower_id="late-comer", applied_on=date(2026, 2, 11),
-              approved_on=date(2026, 2, 11), disbursed_on=date(2026, 2, 12),
-              first_due=date(2026, 3, 12))
+              approved_on=date(2026, 2, 11), disbursed_on=date(2026, 2, 11),
+              first_due=date(2026, 3, 11))
     book.close_business_days(date(2026, 2, 20))
     runner.catch_up()
     assert tally_of(book) == events_per_loan(book)

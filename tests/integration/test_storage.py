@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -81,47 +81,47 @@ class LiveAggregates:
 
 def a_portfolio_using_every_event_type(app: LoanLedger, submit: Submit,
                                        open_loan: Callable[..., UUID]) -> None:
+    def on(day: date, command: str, **fields: Any) -> dict[str, Any]:
+        """``command`` on business day ``day``: end of day first closes the days before it."""
+        if app.business_date() < day:
+            app.close_business_days(day - timedelta(days=1))
+        return submit(app, command, business_date=day, **fields)
+
     # A loan that is paid once, falls overdue, is charged a fee, restructured, written off
     # and recovers something.
     troubled = open_loan(app, borrower_id="B1")
     app.close_business_days(date(2026, 2, 10))
-    submit(app, "receive_repayment", loan_id=troubled, amount="8884.88", currency="CNY",
-           business_date=date(2026, 2, 11))
+    on(date(2026, 2, 11), "receive_repayment", loan_id=troubled, amount="8884.88",
+       currency="CNY")
     app.close_business_days(date(2026, 3, 15))
-    submit(app, "charge_fee", loan_id=troubled, amount="50.00", kind="collection",
-           business_date=date(2026, 3, 16))
-    submit(app, "restructure_loan", loan_id=troubled, kind="capitalization",
-           business_date=date(2026, 3, 17))
-    submit(app, "write_off_loan", loan_id=troubled, reason="uncollectable",
-           business_date=date(2026, 3, 18))
-    submit(app, "receive_recovery", loan_id=troubled, amount="1234.56", currency="CNY",
-           business_date=date(2026, 3, 19))
+    on(date(2026, 3, 16), "charge_fee", loan_id=troubled, amount="50.00", kind="collection")
+    on(date(2026, 3, 17), "restructure_loan", loan_id=troubled, kind="capitalization")
+    on(date(2026, 3, 18), "write_off_loan", loan_id=troubled, reason="uncollectable")
+    on(date(2026, 3, 19), "receive_recovery", loan_id=troubled, amount="1234.56",
+       currency="CNY")
+    # Applications that end early, and a complaint through its whole life.
+    ended = {command: on(date(2026, 3, 20), "apply_for_loan", borrower_id=borrower,
+                         principal="1000", annual_rate="0.05", term=3)["aggregate_id"]
+             for command, borrower in (("reject_loan", "B3"), ("withdraw_application", "B4"))}
+    for command, loan_id in ended.items():
+        on(date(2026, 3, 21), command, loan_id=loan_id, reason="changed mind")
+    filed = on(date(2026, 3, 21), "file_complaint", loan_id=troubled,
+               category="collection_practice", description="called at night")
+    complaint = filed["aggregate_id"]
+    on(date(2026, 3, 21), "acknowledge_complaint", complaint_id=complaint, handler="agent-1")
+    on(date(2026, 3, 22), "escalate_complaint", complaint_id=complaint, reason="repeat")
+    on(date(2026, 3, 22), "resolve_complaint", complaint_id=complaint, resolution="apologised")
+    on(date(2026, 3, 23), "reopen_complaint", complaint_id=complaint, reason="happened again")
     # A loan paid off early, in JPY under ACT/ACT ISDA with equal principal.
+    app.close_business_days(date(2026, 3, 23))
     paid_off = open_loan(app, borrower_id="B2", currency="JPY", principal="3000000",
                          method="equal_principal", day_count="ACT/ACT ISDA",
-                         applied_on=date(2026, 3, 20), approved_on=date(2026, 3, 20),
-                         disbursed_on=date(2026, 3, 20), first_due=date(2026, 4, 20))
+                         applied_on=date(2026, 3, 24), approved_on=date(2026, 3, 24),
+                         disbursed_on=date(2026, 3, 24), first_due=date(2026, 4, 24))
+    app.close_business_days(date(2026, 3, 24))
     payoff = app.get_loan(paid_off).payoff_amount(date(2026, 3, 25))
-    submit(app, "receive_repayment", loan_id=paid_off, amount=str(payoff), currency="JPY",
-           business_date=date(2026, 3, 25))
-    # Applications that end early.
-    for command, borrower in (("reject_loan", "B3"), ("withdraw_application", "B4")):
-        applied = submit(app, "apply_for_loan", borrower_id=borrower, principal="1000",
-                         annual_rate="0.05", term=3, business_date=date(2026, 3, 20))
-        submit(app, command, loan_id=applied["aggregate_id"], reason="changed mind",
-               business_date=date(2026, 3, 21))
-    # A complaint through its whole life.
-    filed = submit(app, "file_complaint", loan_id=troubled, category="collection_practice",
-                   description="called at night", business_date=date(2026, 3, 20))
-    complaint = filed["aggregate_id"]
-    submit(app, "acknowledge_complaint", complaint_id=complaint, handler="agent-1",
-           business_date=date(2026, 3, 20))
-    submit(app, "escalate_complaint", complaint_id=complaint, reason="repeat",
-           business_date=date(2026, 3, 21))
-    submit(app, "resolve_complaint", complaint_id=complaint, resolution="apologised",
-           business_date=date(2026, 3, 22))
-    submit(app, "reopen_complaint", complaint_id=complaint, reason="happened again",
-           business_date=date(2026, 3, 23))
+    on(date(2026, 3, 25), "receive_repayment", loan_id=paid_off, amount=str(payoff),
+       currency="JPY")
 
 
 def test_every_event_type_round_trips_storage(
