@@ -126,7 +126,11 @@ def in_minor_units(value: Decimal | float | int | str | None, currency: str) -> 
     code = _MINOR_UNITS.get(currency)
     if code is None:
         return amount
-    shown = amount.quantize(Decimal(1).scaleb(-code), rounding=ROUND_HALF_EVEN, context=CALC)
+    try:
+        shown = amount.quantize(Decimal(1).scaleb(-code), rounding=ROUND_HALF_EVEN,
+                                context=CALC)
+    except decimal.InvalidOperation:  # beyond any bound (an old store's bad event): as read
+        return amount
     return abs(shown) if shown == 0 else shown
 
 

@@ -558,10 +558,18 @@ def projections_status(format: Format = Format.table) -> None:
                                                         numeric=True),
                    Column("lag_seconds", "lag (s)", numeric=True),
                    Column("updated", keep=True, priority=60)]
-        _print_table("projections", columns, [
-            [s.name, str(s.position), str(s.head), str(s.lag_events), f"{s.lag_seconds:.1f}",
-             s.updated_at.isoformat(timespec="seconds") if s.updated_at else ""]
-            for s in statuses])
+        rows = [[s.name, str(s.position), str(s.head), str(s.lag_events),
+                 f"{s.lag_seconds:.1f}",
+                 s.updated_at.isoformat(timespec="seconds") if s.updated_at else ""]
+                for s in statuses]
+        failed = any(s.error for s in statuses)
+        if failed:  # a projection stopped at an event: say which, and exit non-zero
+            columns.append(Column("error", priority=55))
+            for row, s in zip(rows, statuses, strict=True):
+                row.append(f"stopped at event {s.error_position}: {s.error}" if s.error else "")
+        _print_table("projections", columns, rows)
+        if failed:
+            raise typer.Exit(EXIT_CODES["failed"])
 
 
 @projections_app.command("run")
@@ -571,18 +579,29 @@ def projections_run(
     name: Annotated[list[str] | None, typer.Option(help="Only these projections")] = None,
 ) -> None:
     """Keep the projections current (continuous); --once catches up and exits."""
+    import logging
     import threading
 
+    from projections.failures import ProjectionFailed
     from projections.runner import ProjectionRunner
 
     with handled():
         runner = ProjectionRunner(_app())
         if once:
-            with _progress() as progress:
-                task = progress.add_task("catching up", total=None)
-                done = runner.catch_up(name, lambda _n, k: progress.advance(task, k))
+            try:
+                with _progress() as progress:
+                    task = progress.add_task("catching up", total=None)
+                    done = runner.catch_up(name, lambda _n, k: progress.advance(task, k))
+            except ProjectionFailed as e:
+                out.print(", ".join(f"{k}: {v} events" for k, v in e.done.items()))
+                for failure in e.failures:
+                    err.print(f"[bold red]error:[/] {escape(one_line(failure.line()))}",
+                              highlight=False, soft_wrap=True)
+                raise typer.Exit(EXIT_CODES[e.kind]) from None
             out.print(", ".join(f"{k}: {v} events" for k, v in done.items()))
             return
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         stop = threading.Event()
         out.print("running projections (Ctrl-C to stop)")
         try:
