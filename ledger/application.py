@@ -288,7 +288,7 @@ class LoanLedger(Application[UUID]):
 
     def loan_history(self, loan_id: UUID) -> list[Any]:
         events = list(self.events.get(loan_id))
-        if not events:
+        if not events or not isinstance(events[0], Loan.Applied):
             raise LoanNotFound(f"no loan with id {loan_id}", field="loan_id", rule="exists")
         return events
 

@@ -406,8 +406,8 @@ def loan_history(loan_id: str, format: Format = Format.table,
     with handled():
         uid = parse_uuid(loan_id)
         ledger = _app()
-        rows = history_view(ledger.loan_history(uid), ledger.get_loan(uid).currency,
-                            daily=accruals)
+        events = ledger.loan_history(uid)
+        rows = history_view(events, str(events[0].terms["currency"]), daily=accruals)
         if format == Format.json:
             _json(rows)
             return
