@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from ledger.persistence.tables import metadata
 from ledger.settings import Settings
-from ledger.tables import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or Settings().database_url

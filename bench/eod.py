@@ -41,10 +41,10 @@ from sqlalchemy.engine import make_url
 
 from domain.loan import Loan
 from domain.terms import LoanTerms
-from ledger import migrations
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
+from ledger.persistence import migrations
+from ledger.persistence.tables import ledger_clock, loan_directory
 from ledger.settings import Settings
-from ledger.tables import ledger_clock, loan_directory
 
 DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 BENCH_DAY = date(2026, 6, 1)

@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.delinquency import classify
-from ledger import migrations
+from ledger.persistence import migrations
 from projections.balances import AMOUNTS, loan_balances
 from projections.delinquency import delinquency_transitions, loan_delinquency
 from projections.portfolio import portfolio_report

@@ -38,10 +38,10 @@ from sqlalchemy.engine import make_url
 from domain.loan import Loan
 from domain.servicing import LoanStatus
 from domain.terms import LoanTerms
-from ledger import migrations
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
+from ledger.persistence import migrations
+from ledger.persistence.tables import events
 from ledger.settings import Settings
-from ledger.tables import events
 from projections.runner import ProjectionRunner, read_log
 
 DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"

@@ -11,8 +11,8 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from domain.errors import LedgerError
-from ledger import migrations
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
+from ledger.persistence import migrations
 from ledger.settings import Settings, load_settings
 
 

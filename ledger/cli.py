@@ -140,7 +140,7 @@ def parse_date(value: str | None, option: str) -> date | None:
 
 
 def parse_uuid(value: str, field: str = "loan_id") -> UUID:
-    from ledger.commands import UUID_TEXT
+    from ledger.app.commands import UUID_TEXT
 
     if not UUID_TEXT.fullmatch(value):
         raise ValidationError(f"{value!r} is not a {field.removesuffix('_id')} id (a UUID such"
@@ -187,7 +187,7 @@ def _progress() -> Progress:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate every table (event store and read models) through alembic."""
-    from ledger import migrations
+    from ledger.persistence import migrations
 
     with handled():
         url = settings().database_url
@@ -198,8 +198,8 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Show the schema revision of the configured database."""
-    from ledger import migrations
     from ledger.bootstrap import check_database_exists
+    from ledger.persistence import migrations
 
     with handled():
         check_database_exists(settings())
@@ -228,7 +228,7 @@ def quote_schedule(
 
     from domain.schedule import build_schedule, monthly_due_dates
     from domain.terms import LoanTerms
-    from ledger.views import quote_view
+    from ledger.app.views import quote_view
 
     with handled():
         product = settings().product_terms()
@@ -343,7 +343,7 @@ def submit(file: Annotated[str, typer.Argument(
     Prints one JSON result per line. Exits 0 when every line succeeded, else with the code of
     the most severe failure: 1 (the ledger failed) over 3 (conflict) over 4 (unknown loan or
     complaint) over 2 (bad input)."""
-    from ledger.batch import read_batch, run_batch
+    from ledger.app.batch import read_batch, run_batch
 
     with handled():
         lines = read_batch(file)
@@ -366,7 +366,7 @@ def loan_show(loan_id: str, as_of: Annotated[str | None, typer.Option(
         "--as-of", help="State at the close of this business date")] = None,
         format: Format = Format.table) -> None:
     """Balances, status and delinquency of one loan (optionally as of a past date)."""
-    from ledger.views import loan_view
+    from ledger.app.views import loan_view
 
     with handled():
         view = loan_view(_loan(loan_id, as_of))
@@ -401,7 +401,7 @@ def loan_history(loan_id: str, format: Format = Format.table,
                      help="Include the daily InterestAccrued and PenaltyAccrued events")] = True
                  ) -> None:
     """Every event of the loan, in order, with its business date and amounts."""
-    from ledger.views import history_line, history_view
+    from ledger.app.views import history_line, history_view
 
     with handled():
         uid = parse_uuid(loan_id)
@@ -428,8 +428,8 @@ def loan_schedule(loan_id: str, as_of: Annotated[str | None, typer.Option(
         "--as-of", help="Schedule as it stood at the close of this date")] = None,
         format: Format = Format.table) -> None:
     """The loan's installments: billed ones with what is paid, future ones as scheduled."""
+    from ledger.app.views import schedule_view
     from ledger.render import money
-    from ledger.views import schedule_view
 
     with handled():
         view = schedule_view(_loan(loan_id, as_of))
@@ -657,8 +657,8 @@ def demo(loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
     Runs on the configured database (embedded SQLite by default), with a progress bar; the
     projections are kept current each day; the portfolio and the trial balance are printed
     from them at the end."""
+    from ledger.app.demo import run_demo
     from ledger.bootstrap import build_app
-    from ledger.demo import run_demo
     from projections.runner import ProjectionRunner
 
     with handled():

@@ -53,10 +53,17 @@ from sqlalchemy.exc import OperationalError
 from domain.errors import InvalidDate, LedgerError, StateConflict, ValidationError
 from domain.loan import Loan
 from domain.servicing import LoanStatus
-from ledger.application import EodSummary, LoanLedger, project
+from ledger.app.application import EodSummary, LoanLedger, project
 from ledger.faults import crash_point
 from ledger.memory import collect_between_batches
-from ledger.tables import eod_lock, eod_runs, events, ledger_clock, loan_directory, snapshots
+from ledger.persistence.tables import (
+    eod_lock,
+    eod_runs,
+    events,
+    ledger_clock,
+    loan_directory,
+    snapshots,
+)
 
 ONE_DAY = timedelta(days=1)
 UUID_SPACE = 1 << 128

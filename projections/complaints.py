@@ -34,8 +34,8 @@ from sqlalchemy import (
 
 from domain.complaint import Complaint, ComplaintStatus
 from domain.errors import ValidationError
+from ledger.persistence.tables import ledger_clock
 from ledger.settings import Settings
-from ledger.tables import ledger_clock
 from projections.base import Batch, Dispatching, Report, RowSet, append_rows, metadata
 
 complaints = Table(

@@ -39,7 +39,7 @@ from sqlalchemy import Connection, func, select
 from domain.delinquency import DelinquencyPolicy, FiveCategory
 from domain.loan import DEFAULT_POLICY
 from domain.money import in_minor_units
-from ledger.tables import ledger_clock
+from ledger.persistence.tables import ledger_clock
 from projections.balances import balances_summary
 from projections.base import Report
 from projections.delinquency import (

@@ -50,7 +50,7 @@ from sqlalchemy import (
 from domain.errors import LedgerError
 from ledger.faults import crash_point
 from ledger.memory import collect_between_batches
-from ledger.tables import events as events_table
+from ledger.persistence.tables import events as events_table
 from projections.base import BackgroundCopy, Batch, Projection, TableCache, tracking
 from projections.failures import FailedEvent, ProjectionFailed, describe, is_environmental
 

@@ -32,9 +32,9 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import Engine
 
 from domain.errors import ValidationError
-from ledger.application import EodSummary
+from ledger.app.application import EodSummary
+from ledger.persistence.tables import scheduler_jobs
 from ledger.settings import Settings
-from ledger.tables import scheduler_jobs
 
 JOB_ID = "ledger-end-of-day"
 JOB_FUNC = "schedulers.scheduler:scheduled_end_of_day"

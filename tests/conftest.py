@@ -23,11 +23,11 @@ import pytest
 from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 
-from ledger import migrations
-from ledger.application import LoanLedger
-from ledger.commands import parse_command
+from ledger.app.application import LoanLedger
+from ledger.app.commands import parse_command
+from ledger.persistence import migrations
+from ledger.persistence.tables import command_log, events
 from ledger.settings import Settings
-from ledger.tables import command_log, events
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 

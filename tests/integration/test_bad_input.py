@@ -30,8 +30,8 @@ from domain.errors import (
     UnknownDayCount,
     ValidationError,
 )
-from ledger.application import LoanLedger
-from ledger.commands import parse_command
+from ledger.app.application import LoanLedger
+from ledger.app.commands import parse_command
 
 Submit = Callable[..., dict[str, Any]]
 

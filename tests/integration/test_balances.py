@@ -17,7 +17,7 @@ from uuid import UUID
 from sqlalchemy import select
 
 from domain.loan import LoanView
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
 from projections.balances import LoanBalances, balances_report, balances_summary, loan_balances
 from projections.delinquency import Delinquency
 from projections.runner import ProjectionRunner

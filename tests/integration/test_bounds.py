@@ -25,10 +25,10 @@ from domain.errors import (
     UnknownCurrency,
     ValidationError,
 )
-from ledger import commands as c
-from ledger.application import HANDLERS, LoanLedger
+from ledger.app import commands as c
+from ledger.app.application import HANDLERS, LoanLedger
+from ledger.app.commands import parse_command
 from ledger.cli import EXIT_CODES, SEVERITY
-from ledger.commands import parse_command
 from projections.journal import trial_balance_report
 from projections.runner import ProjectionRunner
 

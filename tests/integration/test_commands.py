@@ -20,8 +20,8 @@ from domain.complaint import ComplaintStatus
 from domain.errors import LoanNotFound
 from domain.loan import Loan
 from domain.servicing import LoanStatus
-from ledger.application import LoanLedger
-from ledger.tables import loan_directory
+from ledger.app.application import LoanLedger
+from ledger.persistence.tables import loan_directory
 
 Submit = Callable[..., dict[str, Any]]
 

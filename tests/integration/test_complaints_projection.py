@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import inspect, select
 
 from domain.errors import ValidationError
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
 from projections.complaints import (
     ComplaintHistory,
     complaint_events,

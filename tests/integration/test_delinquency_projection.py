@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.servicing import LoanStatus
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
 from projections.delinquency import (
     delinquency_report,
     delinquency_roll_counts,

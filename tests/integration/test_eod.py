@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 
 from domain.loan import Loan
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
 
 Submit = Callable[..., dict[str, Any]]
 OpenLoan = Callable[..., UUID]

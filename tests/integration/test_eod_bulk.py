@@ -21,7 +21,7 @@ from sqlalchemy import insert, select
 
 from domain.loan import Loan, LoanView
 from domain.servicing import LoanStatus
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
 from ledger.eod import (
     BulkCloser,
     EndOfDayRunning,
@@ -30,7 +30,7 @@ from ledger.eod import (
     count_active,
     count_loan_days,
 )
-from ledger.tables import eod_lock, eod_runs
+from ledger.persistence.tables import eod_lock, eod_runs
 
 Submit = Callable[..., dict[str, Any]]
 OpenLoan = Callable[..., UUID]

@@ -25,10 +25,10 @@ from sqlalchemy import select
 
 from domain.errors import ConcurrencyConflict
 from domain.loan import Loan, LoanView
-from ledger.application import LoanLedger, project
-from ledger.commands import parse_command
+from ledger.app.application import LoanLedger, project
+from ledger.app.commands import parse_command
 from ledger.eod import BulkCloser, EndOfDayFailed
-from ledger.tables import command_log, eod_runs
+from ledger.persistence.tables import command_log, eod_runs
 from projections.journal import trial_balance_report
 from projections.runner import ProjectionRunner
 

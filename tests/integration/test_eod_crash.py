@@ -25,7 +25,7 @@ from uuid import UUID
 import pytest
 
 from domain.loan import LoanView
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
 from tests.integration.test_eod_bulk import THROUGH, book_varied_portfolio, event_log
 
 OpenLoan = Callable[..., UUID]

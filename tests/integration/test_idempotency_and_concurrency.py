@@ -19,9 +19,9 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.errors import ConcurrencyConflict, IdempotencyKeyReused
 from domain.loan import Loan
-from ledger.application import LoanLedger
-from ledger.commands import parse_command
-from ledger.tables import loan_directory
+from ledger.app.application import LoanLedger
+from ledger.app.commands import parse_command
+from ledger.persistence.tables import loan_directory
 
 Counter = Callable[[LoanLedger], int]
 

@@ -27,7 +27,7 @@ from domain.accounting import (
 )
 from domain.loan import Loan
 from domain.servicing import LoanStatus
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
 from projections.journal import (
     Journal,
     account_balances,

@@ -25,12 +25,12 @@ from sqlalchemy import func, inspect, select, text
 from domain.allocation import Allocation, Component
 from domain.loan import Loan
 from domain.money import Currency
-from ledger.application import LoanLedger
-from ledger.batch import run_batch
+from ledger.app.application import LoanLedger
+from ledger.app.batch import run_batch
+from ledger.app.commands import BY_TYPE
 from ledger.bootstrap import build_app
-from ledger.commands import BY_TYPE
+from ledger.persistence.tables import command_log, events
 from ledger.settings import Settings
-from ledger.tables import command_log, events
 from projections.journal import trial_balance_report
 from projections.runner import ProjectionRunner
 from tests.conftest import open_loan

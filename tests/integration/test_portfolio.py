@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
 from projections.portfolio import portfolio_report
 from tests.integration.test_balances import run_varied_history, runner_for
 from tests.portfolio_oracle import summarize

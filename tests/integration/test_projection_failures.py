@@ -25,8 +25,8 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from sqlalchemy import delete, func, inspect, select
 
-from ledger.application import LoanLedger
-from ledger.tables import events
+from ledger.app.application import LoanLedger
+from ledger.persistence.tables import events
 from projections.base import tracking
 from projections.journal import trial_balance_report
 from projections.registry import report

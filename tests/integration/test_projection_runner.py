@@ -19,7 +19,7 @@ from uuid import UUID
 import pytest
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, inspect, select
 
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
 from projections.base import Batch, Projection, RowSet
 from projections.runner import ProjectionConflict, ProjectionFailed, ProjectionRunner
 
@@ -237,7 +237,7 @@ def _runner_script(tmp_path: Path) -> Path:
     script.write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from ledger.application import LoanLedger
+        from ledger.app.application import LoanLedger
         from ledger.settings import Settings
         from projections.runner import ProjectionRunner
         from test_projection_runner import Tally

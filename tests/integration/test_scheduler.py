@@ -22,7 +22,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import inspect
 
 from domain.loan import Loan
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
 from ledger.settings import InvalidSetting, Settings, load_settings
 from schedulers import scheduler as sched
 

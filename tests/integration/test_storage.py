@@ -27,9 +27,9 @@ from sqlalchemy import select
 
 from domain.complaint import Complaint
 from domain.loan import Loan
-from ledger import migrations
-from ledger.application import LoanLedger
-from ledger.tables import events, snapshots
+from ledger.app.application import LoanLedger
+from ledger.persistence import migrations
+from ledger.persistence.tables import events, snapshots
 
 Submit = Callable[..., dict[str, Any]]
 PINNED_TOPIC = re.compile(r"^(loan|complaint)\.[A-Z][A-Za-z]+$")
@@ -274,7 +274,7 @@ def test_a_fresh_process_reads_stored_snapshots(
     expected = app.get_loan(loan_id).version
     # when another process, which never saw the classes register in this one, loads it,
     script = ("import sys, uuid\n"
-              "from ledger.application import LoanLedger\n"
+              "from ledger.app.application import LoanLedger\n"
               "from ledger.settings import Settings\n"
               "app = LoanLedger(Settings(database_url=sys.argv[1], snapshot_interval=10,"
               " aggregate_cache_size=0))\n"

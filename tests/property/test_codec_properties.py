@@ -1,6 +1,6 @@
-"""The stored form of events and snapshots (ledger.codec): whatever a loan lives through comes
-back out equal, snapshots restore the same state as replay, and stores written by the library's
-own transcoder still read."""
+"""The stored form of events and snapshots (ledger.persistence.codec): whatever a loan lives
+through comes back out equal, snapshots restore the same state as replay, and stores written
+by the library's own transcoder still read."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from domain.complaint import Complaint, ComplaintState
 from domain.loan import Loan
 from domain.servicing import InstallmentState, LoanState
-from ledger.codec import LedgerMapper
-from ledger.transcodings import register_all
+from ledger.persistence.codec import LedgerMapper
+from ledger.persistence.transcodings import register_all
 from tests.factories import active_loan, filed_complaint, state_of
 from tests.property.test_loan_properties import PROPERTY_SETTINGS, Step, live, loans, steps
 

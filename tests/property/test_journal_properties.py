@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from domain.errors import LedgerError
-from ledger import migrations
-from ledger.application import LoanLedger
-from ledger.commands import parse_command
+from ledger.app.application import LoanLedger
+from ledger.app.commands import parse_command
+from ledger.persistence import migrations
 from ledger.settings import Settings
 from projections.journal import Journal, account_balances, journal_entries, journal_loans
 from projections.runner import ProjectionRunner

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.errors import LedgerError
-from ledger import migrations
-from ledger.application import LoanLedger
+from ledger.app.application import LoanLedger
+from ledger.persistence import migrations
 from ledger.settings import Settings
 from projections.balances import LoanBalances
 from projections.delinquency import Delinquency

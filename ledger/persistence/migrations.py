@@ -7,8 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-# The migrations live at the top of the checkout (``alembic/``), beside this package.
-SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "alembic"
+# The migrations live at the top of the checkout (``alembic/``), beside the ledger package.
+SCRIPT_LOCATION = Path(__file__).resolve().parents[2] / "alembic"
 
 
 def alembic_config(url: str) -> Config:

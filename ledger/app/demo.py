@@ -28,9 +28,9 @@ from sqlalchemy import func, select
 from domain.errors import LedgerError, StateConflict
 from domain.loan import Loan
 from domain.servicing import LoanStatus
-from ledger import commands as c
-from ledger.application import LoanLedger
-from ledger.tables import loan_directory
+from ledger.app import commands as c
+from ledger.app.application import LoanLedger
+from ledger.persistence.tables import loan_directory
 
 ONE_DAY = timedelta(days=1)
 PROFILES = (("on_time", 55), ("late", 15), ("defaulter", 12), ("prepayer", 13),

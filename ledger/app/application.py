@@ -40,11 +40,11 @@ from domain.errors import (
 )
 from domain.loan import Loan
 from domain.terms import LoanTerms, PrepaymentOption
-from ledger import commands as c
-from ledger.codec import LedgerMapper
+from ledger.app import commands as c
+from ledger.persistence.codec import LedgerMapper
+from ledger.persistence.tables import command_log, ledger_clock, loan_directory
+from ledger.persistence.transcodings import register_all
 from ledger.settings import Settings, load_settings
-from ledger.tables import command_log, ledger_clock, loan_directory
-from ledger.transcodings import register_all
 
 ONE_DAY = timedelta(days=1)
 
@@ -83,7 +83,7 @@ class LoanLedger(Application[UUID]):
         self.snapshotting_intervals = {Loan: self.settings.snapshot_interval, Complaint: 100}
         self.snapshotting_projectors = {Loan: project, Complaint: project}
         env = {
-            "PERSISTENCE_MODULE": "ledger.persistence:LedgerFactory",
+            "PERSISTENCE_MODULE": "ledger.persistence.recorders:LedgerFactory",
             "SQLALCHEMY_URL": self.settings.database_url,
             "CREATE_TABLE": "n",  # alembic owns every table
             "IS_SNAPSHOTTING_ENABLED": "y",
@@ -96,7 +96,7 @@ class LoanLedger(Application[UUID]):
         super().__init__(env=env)
 
     def construct_mapper(self) -> Mapper[UUID]:
-        # Typed JSON (ledger.codec); the library's transcoder still reads older payloads.
+        # Typed JSON (ledger.persistence.codec); the library's transcoder reads older payloads.
         return self.factory.mapper(transcoder=self.construct_transcoder(),
                                    mapper_class=LedgerMapper)
 

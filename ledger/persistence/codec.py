@@ -123,7 +123,7 @@ def converter_for(tp: Any) -> Converter | None:
                          lambda v: {k: dec(x) for k, x in v.items()})
     if origin is typing.ClassVar:
         return None
-    raise TypeError(f"no stored form for {tp!r}; give it a converter in ledger.codec")
+    raise TypeError(f"no stored form for {tp!r}; give it a converter in ledger.persistence.codec")
 
 
 def _none_safe(conv: Converter) -> tuple[Convert, Convert]:

@@ -23,7 +23,7 @@ from typing import IO, Any
 from sqlalchemy.exc import OperationalError
 
 from domain.errors import LedgerError, ValidationError
-from ledger.commands import parse_command
+from ledger.app.commands import parse_command
 
 SNIFF = 8192  # bytes looked at before running anything
 Lines = Iterator[tuple[int, str]]

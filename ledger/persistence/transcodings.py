@@ -1,7 +1,8 @@
 """The library transcoder's transcodings for the ledger's types.
 
-New payloads are written by ``ledger.codec``; these let the library's transcoder read payloads
-written before it (the codec falls back to it for anything without its ``{"_v":2,`` mark)."""
+New payloads are written by ``ledger.persistence.codec``; these let the library's transcoder
+read payloads written before it (the codec falls back to it for anything without its
+``{"_v":2,`` mark)."""
 
 from __future__ import annotations
 
