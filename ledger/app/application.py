@@ -10,39 +10,34 @@ command is then re-decided on fresh state a bounded number of times.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
-from sqlalchemy.orm import Session
 
 from domain.complaint import Complaint
 from domain.errors import (
     AlreadyExists,
     ComplaintNotFound,
     ConcurrencyConflict,
-    IdempotencyKeyReused,
     InvalidAmount,
-    InvalidDate,
     LoanNotFound,
     ValidationError,
 )
 from domain.loan import Loan
 from domain.terms import LoanTerms, PrepaymentOption
 from ledger.app import commands as c
+from ledger.app import directory, idempotency
+from ledger.app.clock import BusinessClock
 from ledger.persistence.codec import LedgerMapper
-from ledger.persistence.tables import command_log, ledger_clock, loan_directory
 from ledger.persistence.transcodings import register_all
 from ledger.settings import Settings, load_settings
 
@@ -94,6 +89,7 @@ class LoanLedger(Application[UUID]):
             env["AGGREGATE_CACHE_MAXSIZE"] = str(self.settings.aggregate_cache_size)
             env["AGGREGATE_CACHE_FASTFORWARD"] = "y"
         super().__init__(env=env)
+        self.clock = BusinessClock(self.engine, self.settings.timezone)
 
     def construct_mapper(self) -> Mapper[UUID]:
         # Typed JSON (ledger.persistence.codec); the library's transcoder reads older payloads.
@@ -129,46 +125,15 @@ class LoanLedger(Application[UUID]):
 
     # ------------------------------------------------------------ business date
     def closed_through(self) -> date | None:
-        with Session(self.engine) as session:
-            return session.execute(select(ledger_clock.c.closed_through)).scalar()
+        return self.clock.closed_through()
 
     def today(self) -> date:
         """The calendar date now in the bank's timezone (``LEDGER_TIMEZONE``)."""
-        return datetime.now(ZoneInfo(self.settings.timezone)).date()
+        return self.clock.today()
 
     def business_date(self) -> date:
         """The open business day: the day after the last closed one (today if none closed)."""
-        closed = self.closed_through()
-        return closed + ONE_DAY if closed else self.today()
-
-    def _resolve_date(self, given: date | None) -> date:
-        """A command's business date: the open business day by default. Never a future day,
-        never a closed one; so inline catch-up never runs past the open business day.
-
-        Before the first close the ledger has no calendar yet, and a command may carry any
-        date up to today: that is how a book moved from another system is loaded, in date
-        order, before its first end of day (docs/DESIGN.md, *Business date*)."""
-        closed = self.closed_through()
-        open_day = closed + ONE_DAY if closed else self.today()
-        if given is None:
-            return open_day
-        if closed is not None and given <= closed:
-            raise InvalidDate(
-                f"business_date {given} is in a closed business day (closed through {closed});"
-                f" the open business day is {open_day}",
-                field="business_date", rule="not_in_closed_day")
-        if given > open_day:
-            raise InvalidDate(
-                f"business_date {given} is after the open business day {open_day}: a command"
-                " cannot be dated in the future", field="business_date", rule="not_in_future")
-        return given
-
-    def _check_as_of(self, as_of: date, field: str = "as_of") -> None:
-        open_day = self.business_date()
-        if as_of > open_day:
-            raise InvalidDate(f"{field} {as_of} is after the open business day {open_day}:"
-                              " there is no state of the future to show", field=field,
-                              rule="not_in_future")
+        return self.clock.open_day()
 
     def _check_amount(self, currency: str, amount: Decimal, field: str = "amount") -> None:
         """The product's maximum single amount in ``currency`` (a setting, so it is checked
@@ -264,7 +229,7 @@ class LoanLedger(Application[UUID]):
     def get_loan(self, loan_id: UUID, *, version: int | None = None,
                  as_of: date | None = None) -> Loan:
         if as_of is not None:
-            self._check_as_of(as_of)
+            self.clock.check_as_of(as_of)
             version = self._version_as_of(loan_id, as_of)
         try:
             loan = self.repository.get(loan_id, version=version, projector_func=project)
@@ -305,19 +270,11 @@ class LoanLedger(Application[UUID]):
 
     def loan_ids(self, status: str | None = None, *, after: str = "",
                  limit: int | None = None) -> list[UUID]:
-        query = select(loan_directory.c.loan_id).where(loan_directory.c.loan_id > after)
-        if status is not None:
-            query = query.where(loan_directory.c.status == status)
-        query = query.order_by(loan_directory.c.loan_id)
-        if limit is not None:
-            query = query.limit(limit)
-        with Session(self.engine) as session:
-            return [UUID(x) for x in session.execute(query).scalars()]
+        return directory.loan_ids(self.engine, status, after=after, limit=limit)
 
-    # -------------------------------------------------------------- end of day
     def days_ahead(self, through: date) -> int:
         """How many days ``through`` lies past the open business day (negative: before it)."""
-        return (through - self.business_date()).days
+        return self.clock.days_ahead(through)
 
     def check_days_ahead(self, through: date, *, confirm: bool = False) -> None:
         """Closing more than ``LEDGER_EOD_CONFIRM_DAYS`` days past the open business day at
@@ -381,18 +338,18 @@ class LoanLedger(Application[UUID]):
         return self._run(cmd, decide)
 
     def _run(self, cmd: c.Command, decide: Callable[[date], Sequence[Aggregate]]) -> dict[str, Any]:
-        request_hash = _request_hash(cmd)
-        first = self._recorded(cmd, request_hash)
+        digest = idempotency.request_hash(cmd)
+        first = idempotency.recorded(self.engine, cmd, digest)
         if first is not None:
             return first
         for _attempt in range(self.settings.command_retries):
-            on = self._resolve_date(cmd.business_date)
+            on = self.clock.resolve(cmd.business_date)
             aggregates = list(decide(on))
             created = [a for a in aggregates if a.version == len(a.pending_events)]
             try:
                 with self.transaction() as session:
                     recordings = self.save(*aggregates)
-                    if self._closed_meanwhile(session, on):
+                    if self.clock.closed_meanwhile(session, on):
                         raise _DayClosed  # roll back; the next attempt takes the open day
                     result = {
                         "command": cmd.type,  # type: ignore[attr-defined]
@@ -402,18 +359,15 @@ class LoanLedger(Application[UUID]):
                         "events": [type(r.domain_event).__name__ for r in recordings],
                         "position": recordings[-1].notification.id if recordings else None,
                     }
-                    session.execute(command_log.insert().values(
-                        idempotency_key=cmd.idempotency_key, command=result["command"],
-                        request_hash=request_hash, aggregate_id=result["aggregate_id"],
-                        result=json.dumps(result), recorded_at=datetime.now(UTC)))
-                    self._index_loans(session, aggregates, recordings)
+                    idempotency.record(session, cmd, digest, result)
+                    directory.index_loans(session, aggregates, recordings)
                 return result
             except _DayClosed:
                 continue
             except (IntegrityError, SAIntegrityError):
                 # The same key won a race, another writer moved the aggregate on, or a new
                 # aggregate's id is taken.
-                first = self._recorded(cmd, request_hash)
+                first = idempotency.recorded(self.engine, cmd, digest)
                 if first is not None:
                     return first
                 self._check_new_ids(created)
@@ -421,19 +375,6 @@ class LoanLedger(Application[UUID]):
             f"the aggregate kept changing under {self.settings.command_retries} attempts;"
             " retry later with the same idempotency key", field="idempotency_key",
             rule="concurrent_modification")
-
-    def _closed_meanwhile(self, session: Session, on: date) -> bool:
-        """Whether end of day closed ``on`` while this command was being decided.
-
-        Read after the command's inserts, inside its transaction: on SQLite the transaction
-        then holds the write lock, so the clock cannot move before it commits; on PostgreSQL
-        ``FOR SHARE`` makes end of day's clock update wait for this commit (or this read wait
-        for end of day's). Either way a command never lands in a day already closed."""
-        query = select(ledger_clock.c.closed_through)
-        if self.engine.dialect.name == "postgresql":
-            query = query.with_for_update(read=True)
-        closed = session.execute(query).scalar()
-        return closed is not None and on <= closed
 
     def _check_new_ids(self, created: Sequence[Aggregate]) -> None:
         """A failed insert of aggregates this command created: is one's id already taken?"""
@@ -444,38 +385,6 @@ class LoanLedger(Application[UUID]):
                     f"{what}_id {aggregate.id} already exists: a new {what} needs a new id"
                     " (or omit it to have one assigned)", field=f"{what}_id",
                     rule="unique_id")
-
-    def _recorded(self, cmd: c.Command, request_hash: str) -> dict[str, Any] | None:
-        with Session(self.engine) as session:
-            row = session.execute(
-                select(command_log.c.request_hash, command_log.c.result).where(
-                    command_log.c.idempotency_key == cmd.idempotency_key)).first()
-        if row is None:
-            return None
-        if row.request_hash != request_hash:
-            raise IdempotencyKeyReused(
-                f"idempotency key {cmd.idempotency_key!r} was already used for a different"
-                " command", field="idempotency_key", rule="same_key_same_command")
-        result: dict[str, Any] = json.loads(row.result)
-        return result
-
-    def _index_loans(self, session: Session, aggregates: Sequence[Aggregate],
-                     recordings: Sequence[Any]) -> None:
-        """Upsert the directory row of each loan whose lifecycle status just changed."""
-        changed = {r.domain_event.originator_id for r in recordings
-                   if isinstance(r.domain_event, STATUS_EVENTS)}
-        now = datetime.now(UTC)
-        for loan in aggregates:
-            if not isinstance(loan, Loan) or loan.id not in changed:
-                continue
-            values = {"borrower_id": loan.borrower_id, "status": str(loan.status),
-                      "currency": loan.currency, "principal": loan.terms.principal,
-                      "applied_on": loan.applied_on, "updated_at": now}
-            updated = session.execute(loan_directory.update().where(
-                loan_directory.c.loan_id == str(loan.id)).values(**values))
-            if updated.rowcount == 0:
-                session.execute(loan_directory.insert().values(loan_id=str(loan.id), **values))
-
 
 class _DayClosed(Exception):
     """End of day closed the command's business day before the command committed."""
@@ -499,11 +408,3 @@ HANDLERS: dict[type[c.Command], Callable[[LoanLedger, Any], dict[str, Any]]] = {
     c.ResolveComplaint: LoanLedger.resolve_complaint,
     c.ReopenComplaint: LoanLedger.reopen_complaint,
 }
-
-STATUS_EVENTS = (Loan.Applied, Loan.Approved, Loan.Rejected, Loan.Withdrawn, Loan.Disbursed,
-                 Loan.WrittenOff, Loan.Closed)
-
-
-def _request_hash(cmd: c.Command) -> str:
-    payload = cmd.model_dump_json(exclude={"idempotency_key"})
-    return hashlib.sha256(payload.encode()).hexdigest()

@@ -19,6 +19,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.errors import ConcurrencyConflict, IdempotencyKeyReused
 from domain.loan import Loan
+from ledger.app import directory
 from ledger.app.application import LoanLedger
 from ledger.app.commands import parse_command
 from ledger.persistence.tables import loan_directory
@@ -161,7 +162,7 @@ def test_the_same_command_racing_itself_records_once(
                "principal": "20000", "annual_rate": "0.1", "term": 6,
                "business_date": "2026-01-05"}
     results: list[dict[str, Any]] = []
-    real_resolve = second_writer._resolve_date
+    real_resolve = second_writer.clock.resolve
 
     # The second writer has checked the command log (nothing there yet) when the first
     # writer records the very same command.
@@ -170,7 +171,7 @@ def test_the_same_command_racing_itself_records_once(
             results.append(first_writer.execute(parse_command(command)))
         return real_resolve(given)
 
-    monkeypatch.setattr(second_writer, "_resolve_date", resolve_while_the_first_writer_records)
+    monkeypatch.setattr(second_writer.clock, "resolve", resolve_while_the_first_writer_records)
 
     second = second_writer.execute(parse_command(command))
 
@@ -243,7 +244,7 @@ def test_a_failure_before_commit_records_neither_events_nor_the_key(
     def fail_after_writing(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("connection lost")
 
-    monkeypatch.setattr(ledger_app, "_index_loans", fail_after_writing)
+    monkeypatch.setattr(directory, "index_loans", fail_after_writing)
     with pytest.raises(RuntimeError):
         ledger_app.execute(parse_command(repayment(loan_id, "500.00", "pay-1")))
     assert count_events(ledger_app) == events
