@@ -1,54 +1,39 @@
-"""Composition root: the one place that builds the application from settings.
+"""Composition root: the one place that builds the ledger from settings.
 
-Tests and entry points inject what they need here (a database URL, product settings).
+``build_ledger`` makes every constructor call — the application, the projection runner and its
+projections — and hands back one ``ledger.service.Ledger``. Faces, the scheduler's host and the
+tests all build it here, so the wiring the users run is the wiring the tests run.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
-from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
-
-from domain.errors import LedgerError
 from ledger.app.application import LoanLedger
 from ledger.persistence import migrations
+from ledger.service import Ledger
 from ledger.settings import Settings, load_settings
+from projections.base import Projection
+from projections.runner import ProjectionRunner
 
 
-class SchemaNotReady(LedgerError):
-    kind = "conflict"
-
-
-def sqlite_file(database_url: str) -> Path | None:
-    """The file of a file-backed SQLite URL (None for PostgreSQL or an in-memory database)."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database)
-
-
-def check_database_exists(settings: Settings) -> None:
-    """Refuse to open a SQLite file that is not there: connecting would create an empty
-    one, so a mistyped path or a read command run in the wrong directory would leave a
-    stray ``ledger.db`` behind."""
-    path = sqlite_file(settings.database_url)
-    if path is not None and not path.exists():
-        raise SchemaNotReady(f"there is no ledger database at {path}: run `ledger db upgrade`"
-                             " first to create it (or set LEDGER_DATABASE_URL)",
-                             field="database_url", rule="migrated")
-
-
-def build_app(settings: Settings | None = None, *, upgrade: bool = False) -> LoanLedger:
+def build_ledger(settings: Settings | None = None, *, upgrade: bool = False) -> Ledger:
+    """The ledger on ``settings`` (default: the environment's). ``upgrade`` migrates the
+    database first (creating it); otherwise it must exist and be migrated already."""
     settings = settings or load_settings()
     if upgrade:
         migrations.upgrade(settings.database_url)
     else:
-        check_database_exists(settings)
+        migrations.check_database_exists(settings.database_url)
     app = LoanLedger(settings)
-    if not inspect(app.engine).has_table("command_log"):
-        raise SchemaNotReady(
-            f"the database at {app.engine.url.render_as_string(hide_password=True)} has no"
-            " ledger tables: run `ledger db upgrade` first", field="database_url",
-            rule="migrated")
-    return app
+    migrations.check_migrated(app.engine)
+    return Ledger(app, partial(build_runner, app, settings))
+
+
+def build_runner(app: LoanLedger, settings: Settings,
+                 projections: Sequence[Projection] | None = None,
+                 **options: Any) -> ProjectionRunner:
+    """The projection runner over ``app``'s event store (every projection by default)."""
+    return ProjectionRunner(app, projections, **options)

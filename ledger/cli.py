@@ -150,9 +150,9 @@ def parse_uuid(value: str, field: str = "loan_id") -> UUID:
 
 
 def _app() -> Any:
-    from ledger.bootstrap import build_app
+    from ledger.bootstrap import build_ledger
 
-    return build_app(settings())
+    return build_ledger(settings()).app
 
 
 def _json(data: Any) -> None:
@@ -198,11 +198,11 @@ def db_upgrade() -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Show the schema revision of the configured database."""
-    from ledger.bootstrap import check_database_exists
     from ledger.persistence import migrations
+    from ledger.persistence.migrations import check_database_exists
 
     with handled():
-        check_database_exists(settings())
+        check_database_exists(settings().database_url)
         url = settings().database_url
         out.print(f"{_safe(url)}: {migrations.current(url) or 'empty (run ledger db upgrade)'}")
 
@@ -658,7 +658,6 @@ def demo(loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
     projections are kept current each day; the portfolio and the trial balance are printed
     from them at the end."""
     from ledger.app.demo import run_demo
-    from ledger.bootstrap import build_app
     from projections.runner import ProjectionRunner
 
     with handled():
@@ -666,7 +665,7 @@ def demo(loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
             raise ValidationError("--loans and --days must be at least 1", field="loans",
                                   rule="positive")
         first = parse_date(start, "--start")
-        ledger = build_app(settings(), upgrade=True)
+        ledger = build_ledger(settings(), upgrade=True).app
         runner = ProjectionRunner(ledger)
 
         with _progress() as progress:

@@ -57,7 +57,7 @@ class LedgerJobStore(SQLAlchemyJobStore):
 
     def start(self, scheduler: Any, alias: str) -> None:
         if not inspect(self.engine).has_table(scheduler_jobs.name):
-            from ledger.bootstrap import SchemaNotReady
+            from ledger.persistence.migrations import SchemaNotReady
 
             raise SchemaNotReady(f"no {scheduler_jobs.name} table: run `ledger db upgrade` first",
                                  field="database_url", rule="migrated")
@@ -96,12 +96,12 @@ def business_date_to_close(settings: Settings, now: datetime) -> date:
 # ---------------------------------------------------------------------- the job
 def scheduled_end_of_day() -> EodSummary:
     """The stored job: close through the business date that is due, unless already closed."""
-    from ledger.bootstrap import build_app
+    from ledger.bootstrap import build_ledger
 
     settings: Settings = _context.get("settings") or Settings()
     report: Report = _context.get("report") or log.info
     through = business_date_to_close(settings, datetime.now(zone(settings)))
-    ledger = build_app(settings)
+    ledger = build_ledger(settings).app
     try:
         closed = ledger.closed_through()
         if closed is not None and closed >= through:

@@ -28,7 +28,7 @@ from domain.money import Currency
 from ledger.app.application import LoanLedger
 from ledger.app.batch import run_batch
 from ledger.app.commands import BY_TYPE
-from ledger.bootstrap import build_app
+from ledger.bootstrap import build_ledger
 from ledger.persistence.tables import command_log, events
 from ledger.settings import Settings
 from projections.journal import trial_balance_report
@@ -202,11 +202,11 @@ def emptied(engine: Any) -> None:
 @given(data=st.data())
 def test_any_json_fails_cleanly_or_records_events_whose_parts_sum(
         database_url: str, data: st.DataObject) -> None:
-    app = build_app(Settings(database_url=database_url))
+    app = build_ledger(Settings(database_url=database_url)).app
     try:
         emptied(app.engine)
         app.close()
-        app = build_app(Settings(database_url=database_url))  # nothing cached from before
+        app = build_ledger(Settings(database_url=database_url)).app  # nothing cached from before
         fuzz(Book(app), data)
     finally:
         app.close()
