@@ -658,6 +658,7 @@ def demo(loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
     projections are kept current each day; the portfolio and the trial balance are printed
     from them at the end."""
     from ledger.app.demo import run_demo
+    from ledger.bootstrap import build_ledger
     from projections.runner import ProjectionRunner
 
     with handled():
