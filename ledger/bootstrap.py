@@ -37,3 +37,15 @@ def build_runner(app: LoanLedger, settings: Settings,
                  **options: Any) -> ProjectionRunner:
     """The projection runner over ``app``'s event store (every projection by default)."""
     return ProjectionRunner(app, projections, **options)
+
+
+def upgrade_database(settings: Settings) -> str | None:
+    """Create or migrate every table (event store and read models); the revision reached."""
+    migrations.upgrade(settings.database_url)
+    return migrations.current(settings.database_url)
+
+
+def database_revision(settings: Settings) -> str | None:
+    """The schema revision of the configured database (None: empty). Never creates one."""
+    migrations.check_database_exists(settings.database_url)
+    return migrations.current(settings.database_url)

@@ -1,23 +1,54 @@
 """What a loan, its schedule and its history look like to a reader (CLI today, HTTP next).
 
 Views are plain dicts of JSON-ready values, built from the aggregate and its events; amounts are
-text in the loan's currency's minor units (``ledger.render.money``), dates ISO, absent values
-``None`` (``null`` in JSON; faces leave them out of tables). Faces render these and compute
-nothing themselves.
+text in the loan's currency's minor units, dates ISO, absent values ``None`` (``null`` in JSON;
+faces leave them out of tables). Faces render these and compute nothing themselves.
+
+``money(value, currency)`` is the one way an amount leaves the ledger as text: rounded to the
+currency's minor units ("8884.88", JPY "4247"), never "8884.8800", a bare "0" or "-0.00", and
+without thousands separators, so what a table shows can be copied as it is. ``plain`` makes any
+value JSON-ready (every face's last step before writing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from domain.allocation import Component
 from domain.loan import Loan
+from domain.money import Currency, in_minor_units
 from domain.schedule import Installment
 from domain.servicing import LoanStatus
-from ledger.render import money, plain
+
+
+def money(value: Any, currency: str | Currency) -> str:
+    """``value`` (Decimal, int, float from a SQLite SUM, or numeric text) in the currency's
+    minor units, as plain text: "8884.88", "4247" for JPY, "0.00" for zero."""
+    code = currency.code if isinstance(currency, Currency) else currency
+    return format(in_minor_units(value, code), "f")
+
+
+def plain(value: Any) -> Any:
+    """A value ready for JSON or a table cell: dates ISO, UUIDs and enums as text, Decimals
+    as their exact text (amounts should go through ``money`` first), containers recursively."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, str) and type(value) is not str:  # a StrEnum
+        return str(value)
+    return value
+
 
 #: Decimal event fields that are not amounts of money: rates, and the exact full-precision
 #: figures kept for audit (a period's exact accrual, a penalty's carried remainder).

@@ -28,7 +28,7 @@ from domain.errors import (
 from ledger.app import commands as c
 from ledger.app.application import HANDLERS, LoanLedger
 from ledger.app.commands import parse_command
-from ledger.cli import EXIT_CODES, SEVERITY
+from ledger.cli.common import EXIT_CODES, SEVERITY
 from projections.journal import trial_balance_report
 from projections.runner import ProjectionRunner
 
