@@ -81,6 +81,11 @@ class DelinquencyPolicy:
         return f"M{len(self.bucket_upper_bounds)}+"
 
 
+#: The policy every loan is classified under today (PBoC five-category and IFRS 9 defaults);
+#: the read models classify written-off and new loans with it too.
+DEFAULT_POLICY = DelinquencyPolicy()
+
+
 @dataclass(frozen=True, slots=True)
 class Classification:
     dpd: int
@@ -124,7 +129,7 @@ def classify(
     *,
     restructured_in_observation: bool = False,
     written_off: bool = False,
-    policy: DelinquencyPolicy = DelinquencyPolicy(),
+    policy: DelinquencyPolicy = DEFAULT_POLICY,
 ) -> Classification:
     """Restructuring and write-off only ever make a loan look worse, never better than its DPD;
     a written-off loan keeps its DPD bucket so collections reporting still ages it."""

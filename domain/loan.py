@@ -22,6 +22,7 @@ from eventsourcing.utils import register_topic
 from domain.allocation import Allocation, Component, DueItem, allocate
 from domain.daycount import year_fraction
 from domain.delinquency import (
+    DEFAULT_POLICY,
     Classification,
     DelinquencyPolicy,
     FiveCategory,
@@ -54,7 +55,6 @@ from domain.terms import LoanTerms, PrepaymentOption, check_rate
 
 ZERO = Decimal(0)
 ONE_DAY = timedelta(days=1)
-DEFAULT_POLICY = DelinquencyPolicy()
 CLASS_KEYS = ("bucket", "category", "stage")
 COMPONENTS = tuple(c.value for c in Component)  # iterating an Enum is slow; every load does it
 PERFORMING = classify(0).as_dict()  # copied by every new loan

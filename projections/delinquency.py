@@ -35,8 +35,8 @@ from sqlalchemy import (
 )
 
 from domain.allocation import Component
-from domain.delinquency import FiveCategory, classify, days_past_due
-from domain.loan import DEFAULT_POLICY, Loan
+from domain.delinquency import DEFAULT_POLICY, FiveCategory, classify, days_past_due
+from domain.loan import Loan
 from projections.balances import Contribution, Deltas
 from projections.base import (
     IN_CHUNK,

@@ -30,16 +30,14 @@ the report adds them from ``loan_delinquency``.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from domain.delinquency import DelinquencyPolicy, FiveCategory
-from domain.loan import DEFAULT_POLICY
+from domain.delinquency import DEFAULT_POLICY, DelinquencyPolicy, FiveCategory
 from domain.money import in_minor_units
-from ledger.persistence.tables import ledger_clock
 from projections.balances import balances_summary
 from projections.base import Report
 from projections.delinquency import (
@@ -62,9 +60,11 @@ def buckets(policy: DelinquencyPolicy = DEFAULT_POLICY) -> list[str]:
         f"M{len(policy.bucket_upper_bounds)}+"]
 
 
-def portfolio_report(conn: Connection, as_of: date | None = None, **_: Any) -> Report:
+def portfolio_report(conn: Connection, *, closed_through: date, **_: Any) -> Report:
     """Rows: one per (dimension, class, currency). Totals: NPL ratios, loans by status,
-    outstanding principal, write-offs, recoveries, overpayments and the roll-rate matrix."""
+    outstanding principal, write-offs, recoveries, overpayments and the roll-rate matrix of
+    the last complete month on ``closed_through``, the last closed business day
+    (``Ledger.report`` passes it: the day before the open business day)."""
     classes = {
         "bucket": buckets(),
         "five_category": [c.value for c in FiveCategory],
@@ -129,7 +129,7 @@ def portfolio_report(conn: Connection, as_of: date | None = None, **_: Any) -> R
         "written_off_principal": _nonzero(written_off),
         "recovered": _nonzero(recovered),
         "overpayments": _nonzero(overpayments),
-        "roll_rates": roll_rates(conn, as_of or _closed_through(conn)),
+        "roll_rates": roll_rates(conn, closed_through),
     }
     return Report(title="Portfolio", columns=COLUMNS, rows=rows,
                   sources=("balances", "delinquency"), totals=totals)
@@ -168,12 +168,6 @@ def roll_rates(conn: Connection, closed_through: date) -> dict[str, Any]:
         "shares": {f: {to: _ratio(Decimal(n), Decimal(sum(row.values())))
                        for to, n in row.items()} for f, row in loans.items()},
     }
-
-
-def _closed_through(conn: Connection) -> date:
-    """The last closed business day (the day before today when none is closed yet)."""
-    closed = conn.execute(select(ledger_clock.c.closed_through)).scalar()
-    return closed if closed is not None else date.today() - timedelta(days=1)
 
 
 def _ratio(part: Decimal, whole: Decimal) -> Decimal:
