@@ -11,7 +11,7 @@ command is then re-decided on fresh state a bounded number of times.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -30,7 +30,6 @@ from domain.errors import (
     ConcurrencyConflict,
     InvalidAmount,
     LoanNotFound,
-    ValidationError,
 )
 from domain.loan import Loan
 from domain.terms import LoanTerms, PrepaymentOption
@@ -42,24 +41,6 @@ from ledger.persistence.transcodings import register_all
 from ledger.settings import Settings, load_settings
 
 ONE_DAY = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class EodSummary:
-    closed_from: date | None
-    closed_through: date
-    loans: int
-    events: int
-    seconds: float
-    partition: str = "1/1"
-    workers: int = 1
-    clock_advanced: bool = True  # False while other partitions of the date are still open
-    skipped: bool = False  # the day was already closed: nothing to do
-    loan_days: int = 0  # loans × days closed (a loan catching up three days counts three)
-
-    @property
-    def loans_per_second(self) -> float:
-        return self.loans / self.seconds if self.seconds else 0.0
 
 
 def project(aggregate: Any, events: Iterable[Any]) -> Any:
@@ -75,8 +56,10 @@ class LoanLedger(Application[UUID]):
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
-        self.snapshotting_intervals = {Loan: self.settings.snapshot_interval, Complaint: 100}
-        self.snapshotting_projectors = {Loan: project, Complaint: project}
+        # The library declares these on the class; the interval is a setting, so per instance.
+        self.snapshotting_intervals = {  # type: ignore[misc]
+            Loan: self.settings.snapshot_interval, Complaint: 100}
+        self.snapshotting_projectors = {Loan: project, Complaint: project}  # type: ignore[misc]
         env = {
             "PERSISTENCE_MODULE": "ledger.persistence.recorders:LedgerFactory",
             "SQLALCHEMY_URL": self.settings.database_url,
@@ -258,11 +241,11 @@ class LoanLedger(Application[UUID]):
         return events
 
     def _version_as_of(self, loan_id: UUID, as_of: date) -> int:
-        version = None
+        version: int | None = None
         for event in self.loan_history(loan_id):
             if event.business_date > as_of:
                 break
-            version = event.originator_version
+            version = int(event.originator_version)
         if version is None:
             raise LoanNotFound(f"loan {loan_id} did not exist on {as_of}", field="as_of",
                                rule="exists_on_date")
@@ -271,48 +254,6 @@ class LoanLedger(Application[UUID]):
     def loan_ids(self, status: str | None = None, *, after: str = "",
                  limit: int | None = None) -> list[UUID]:
         return directory.loan_ids(self.engine, status, after=after, limit=limit)
-
-    def days_ahead(self, through: date) -> int:
-        """How many days ``through`` lies past the open business day (negative: before it)."""
-        return self.clock.days_ahead(through)
-
-    def check_days_ahead(self, through: date, *, confirm: bool = False) -> None:
-        """Closing more than ``LEDGER_EOD_CONFIRM_DAYS`` days past the open business day at
-        once needs ``confirm``: each day posts interest and penalties on every active loan."""
-        ahead = self.days_ahead(through)
-        limit = self.settings.eod_confirm_days
-        if ahead > limit and not confirm:
-            raise ValidationError(
-                f"--through {through} is {ahead} days past the open business day"
-                f" {self.business_date()}: every active loan would post {ahead + 1} days of"
-                f" interest and penalties at once (more than LEDGER_EOD_CONFIRM_DAYS={limit});"
-                " pass --yes to confirm", field="through", rule="confirm_days_ahead")
-
-    def close_business_days(self, through: date,
-                            progress: Callable[[int], None] | None = None, *,
-                            workers: int | None = None, partition: str | None = None,
-                            wait: float | None = None) -> EodSummary:
-        """Close every business day up to ``through`` for every active loan (end of day).
-
-        The bulk path in ``ledger.eod``: one EOD at a time (database lock; a second one waits
-        ``wait`` seconds, then raises ``EndOfDayRunning``), chunks of loans in loan-id order,
-        each chunk's events in one transaction; a loan remembers its last closed day, so a
-        rerun after a crash closes only what is missing and posts nothing twice. The clock
-        advances once every chunk (and every partition ``k/N``) is done. ``progress`` is
-        told the loan-days closed as they are.
-
-        A day already closed is nothing to do (a ``skipped`` summary). Faces that take a date
-        from a person ask ``check_days_ahead`` first (``ledger eod --yes``).
-        """
-        from ledger.eod import WHOLE_BOOK, Partition, run_end_of_day
-
-        part = Partition.parse(partition) if partition else WHOLE_BOOK
-        closed = self.closed_through()
-        if part.whole and closed is not None and through <= closed:
-            return EodSummary(closed_from=None, closed_through=closed, loans=0, events=0,
-                              seconds=0.0, clock_advanced=False, skipped=True)
-        return run_end_of_day(self, through, workers=workers, progress=progress, wait=wait,
-                              partition=part)
 
     # ----------------------------------------------------------------- plumbing
     def _on_loan(self, cmd: c.LoanCommand, action: Callable[[Loan, date], None], *,

@@ -20,17 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
-
-from sqlalchemy import func, select
 
 from domain.errors import LedgerError, StateConflict
 from domain.loan import Loan
-from domain.servicing import LoanStatus
+from domain.servicing import LoanStatus, RestructureKind
 from ledger.app import commands as c
-from ledger.app.application import LoanLedger
-from ledger.persistence.tables import loan_directory
 
 ONE_DAY = timedelta(days=1)
 PROFILES = (("on_time", 55), ("late", 15), ("defaulter", 12), ("prepayer", 13),
@@ -54,8 +50,20 @@ class Borrower:
     pending: set[date] = field(default_factory=set)  # days the borrower pays what is due
 
 
+class DemoLedger(Protocol):
+    """What the demo drives: the service (``ledger.service.Ledger``), as any face would."""
+
+    def execute(self, command: c.Command) -> dict[str, Any]: ...
+    def get_loan(self, loan_id: UUID) -> Loan: ...
+    def loan_ids(self, status: str | None = None, *, limit: int | None = None) -> list[UUID]: ...
+    def closed_through(self) -> date | None: ...
+    def business_date(self) -> date: ...
+    def today(self) -> date: ...
+    def close_business_days(self, through: date) -> Any: ...
+
+
 class Demo:
-    def __init__(self, ledger: LoanLedger, rng: random.Random, start: date) -> None:
+    def __init__(self, ledger: DemoLedger, rng: random.Random, start: date) -> None:
         self.ledger = ledger
         self.rng = rng
         self.start = start
@@ -83,7 +91,8 @@ class Demo:
     # ----------------------------------------------------------------- seeding
     def plan(self, loans: int, days: int) -> None:
         window = max(1, min(30, days // 4))
-        names, weights = zip(*PROFILES, strict=True)
+        names = [name for name, _ in PROFILES]
+        weights = [weight for _, weight in PROFILES]
         for n in range(loans):
             profile = self.rng.choices(names, weights)[0]
             b = Borrower(loan_id=self.uuid(), borrower_id=f"B{n + 1:05d}", profile=profile,
@@ -142,8 +151,8 @@ class Demo:
                 and (today - missed).days >= 25):
             b.restructured, b.stop_after = True, 99
             self.send(c.RestructureLoan(idempotency_key=self.key(), business_date=today,
-                                        loan_id=b.loan_id, kind="extension", extend_months=6,
-                                        capitalize_arrears=True))
+                                        loan_id=b.loan_id, kind=RestructureKind.EXTENSION,
+                                        extend_months=6, capitalize_arrears=True))
             self._learn_schedule(b)
             return
         if (b.profile == "defaulter" and self.written_off is None and missed
@@ -247,12 +256,11 @@ class DemoNeedsAppend(StateConflict):
     """The ledger already holds loans and the demo was not asked to add to them."""
 
 
-def run_demo(ledger: LoanLedger, *, loans: int, days: int, seed: int, start: date | None = None,
+def run_demo(ledger: DemoLedger, *, loans: int, days: int, seed: int, start: date | None = None,
              append: bool = False, on_day: Callable[[], None] = lambda: None) -> dict[str, Any]:
-    held = _loans_held(ledger)
-    if held and not append:
+    if ledger.loan_ids(limit=1) and not append:
         raise DemoNeedsAppend(
-            f"the ledger already holds {held} loans: pass --append to add the demo's loans to"
+            "the ledger already holds loans: pass --append to add the demo's loans to"
             " them (or point LEDGER_DATABASE_URL at a new database)", field="append",
             rule="empty_ledger")
     closed = ledger.closed_through()
@@ -276,8 +284,3 @@ def run_demo(ledger: LoanLedger, *, loans: int, days: int, seed: int, start: dat
     return {"start": demo.start, "end": today, "commands": demo.commands,
             "events": demo.events, "seconds": time.perf_counter() - started,
             "sample": str(sample) if sample else None}
-
-
-def _loans_held(ledger: LoanLedger) -> int:
-    with ledger.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(loan_directory)).scalar_one())

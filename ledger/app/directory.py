@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
-from sqlalchemy import Engine, select
+from sqlalchemy import CursorResult, Engine, select
 from sqlalchemy.orm import Session
 
 from domain.loan import Loan
@@ -36,8 +36,9 @@ def index_loans(session: Session, aggregates: Sequence[Aggregate],
         values = {"borrower_id": loan.borrower_id, "status": str(loan.status),
                   "currency": loan.currency, "principal": loan.terms.principal,
                   "applied_on": loan.applied_on, "updated_at": now}
-        updated = session.execute(loan_directory.update().where(
-            loan_directory.c.loan_id == str(loan.id)).values(**values))
+        updated: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            loan_directory.update().where(loan_directory.c.loan_id == str(loan.id))
+            .values(**values))
         if updated.rowcount == 0:
             session.execute(loan_directory.insert().values(loan_id=str(loan.id), **values))
 

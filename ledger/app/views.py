@@ -68,7 +68,10 @@ def _iso(value: date | None) -> str | None:
 def loan_view(loan: Loan) -> dict[str, Any]:
     """Balances, status and delinquency of one loan, as ``ledger loan show`` prints them."""
     currency = loan.currency
-    m = lambda value: money(value, currency)  # noqa: E731 - one short formatter
+
+    def m(value: Any) -> str:
+        return money(value, currency)
+
     dpd = loan.current_dpd
     view: dict[str, Any] = {
         "loan_id": str(loan.id), "borrower_id": loan.borrower_id, "status": str(loan.status),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,10 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+from tests.databases import PostgresServer, reach_postgres
 
 
 def ledger_command() -> list[str]:
@@ -136,54 +133,13 @@ def write_batch(scratch: Path) -> Callable[[str, list[dict[str, Any] | str]], Pa
 
 
 # ---------------------------------------------------------------------------- databases
-def postgres_required() -> bool:
-    return os.environ.get("LEDGER_REQUIRE_POSTGRES", "") not in ("", "0", "false", "no")
-
-
-class PostgresServer:
-    """An AUTOCOMMIT connection to the server (CREATE/DROP DATABASE cannot run inside a
-    transaction), on its `postgres` maintenance database if there is one, else the configured
-    database."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = make_url(base_url)
-        last: Exception | None = None
-        for database in ("postgres", self.base_url.database):
-            engine = create_engine(self.base_url.set(database=database),
-                                   isolation_level="AUTOCOMMIT",
-                                   connect_args={"connect_timeout": 5})
-            try:
-                with engine.connect() as conn:
-                    conn.execute(text("SELECT 1"))
-            except Exception as exc:
-                engine.dispose()
-                last = exc
-                continue
-            self.admin: Engine = engine
-            return
-        assert last is not None
-        raise last
-
-    def execute(self, sql: str) -> None:
-        with self.admin.connect() as conn:
-            conn.execute(text(sql))
-
-
 @pytest.fixture(scope="session")
 def e2e_postgres_server() -> Iterator[PostgresServer]:
     """Checked once per session: skipped with the reason shown when unreachable, or failed
     under LEDGER_REQUIRE_POSTGRES=1."""
-    base = os.environ.get("LEDGER_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-    try:
-        server = PostgresServer(base)
-    except Exception as exc:
-        reason = f"PostgreSQL not reachable at {make_url(base)!r}: {exc}".splitlines()[0]
-        if postgres_required():
-            pytest.fail(f"{reason} (LEDGER_REQUIRE_POSTGRES=1, so this is an error)",
-                        pytrace=False)
-        pytest.skip(reason)
+    server = reach_postgres("ledger_e2e")
     yield server
-    server.admin.dispose()
+    server.close()
 
 
 @pytest.fixture(scope="module",
@@ -204,17 +160,15 @@ def new_database(request: pytest.FixtureRequest,
         yield sqlite
         return
     server: PostgresServer = request.getfixturevalue("e2e_postgres_server")
-    prefix = f"ledger_e2e_{secrets.token_hex(4)}"
     created: list[str] = []
 
     def postgresql() -> str:
-        name = f"{prefix}_{len(created)}"
-        server.execute(f'CREATE DATABASE "{name}"')
-        created.append(name)
-        return server.base_url.set(database=name).render_as_string(hide_password=False)
+        url = server.create_database(migrated=False)
+        created.append(url)
+        return url
 
     try:
         yield postgresql
     finally:
-        for name in reversed(created):
-            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for url in reversed(created):
+            server.drop(url)

@@ -30,8 +30,8 @@ from domain.errors import (
     UnknownDayCount,
     ValidationError,
 )
-from ledger.app.application import LoanLedger
 from ledger.app.commands import parse_command
+from ledger.service import Ledger
 
 Submit = Callable[..., dict[str, Any]]
 
@@ -45,8 +45,8 @@ APPLICATION: dict[str, Any] = {
 class Refusal:
     """Runs a command that must be refused, then checks nothing was written."""
 
-    def __init__(self, app: LoanLedger, count_events: Callable[[LoanLedger], int],
-                 count_commands: Callable[[LoanLedger], int]) -> None:
+    def __init__(self, app: Ledger, count_events: Callable[[Ledger], int],
+                 count_commands: Callable[[Ledger], int]) -> None:
         self.app = app
         self.count_events = count_events
         self.count_commands = count_commands
@@ -70,14 +70,14 @@ class Refusal:
 
 
 @pytest.fixture
-def loan_id(ledger_app: LoanLedger, open_loan: Callable[..., UUID]) -> UUID:
+def loan_id(ledger_app: Ledger, open_loan: Callable[..., UUID]) -> UUID:
     """Given an active CNY loan, disbursed on 2026-01-10."""
     return open_loan(ledger_app)
 
 
 @pytest.fixture
-def refused(ledger_app: LoanLedger, loan_id: UUID, count_events: Callable[[LoanLedger], int],
-            count_commands: Callable[[LoanLedger], int]) -> Refusal:
+def refused(ledger_app: Ledger, loan_id: UUID, count_events: Callable[[Ledger], int],
+            count_commands: Callable[[Ledger], int]) -> Refusal:
     return Refusal(ledger_app, count_events, count_commands)
 
 
@@ -109,7 +109,7 @@ def test_more_decimals_than_cny_allows_is_refused(refused: Refusal, loan_id: UUI
 
 
 def test_more_decimals_than_jpy_allows_is_refused(
-        ledger_app: LoanLedger, open_loan: Callable[..., UUID], refused: Refusal) -> None:
+        ledger_app: Ledger, open_loan: Callable[..., UUID], refused: Refusal) -> None:
     jpy_loan = open_loan(ledger_app, principal="1000000", currency="JPY", borrower_id="B-JP")
     with refused.expect(TooManyDecimals, field="amount", rule="minor_units") as caught:
         refused.send(**repayment(jpy_loan, "1.5", currency="JPY"))
@@ -155,8 +155,8 @@ def test_rate_above_the_cap_is_refused_naming_the_cap(refused: Refusal) -> None:
     assert "cap" in caught.value.message
 
 
-def test_the_rate_cap_is_configurable(database_url: str, make_ledger: Callable[..., LoanLedger],
-                                      count_events: Callable[[LoanLedger], int]) -> None:
+def test_the_rate_cap_is_configurable(database_url: str, make_ledger: Callable[..., Ledger],
+                                      count_events: Callable[[Ledger], int]) -> None:
     app = make_ledger(database_url, rate_cap="0.15")
     with pytest.raises(RateAboveCap) as caught:
         app.execute(parse_command({**APPLICATION, "idempotency_key": "k",
@@ -171,7 +171,7 @@ def test_term_zero_is_refused(refused: Refusal) -> None:
 
 
 # ------------------------------------------------------------------------- state
-def test_disbursing_before_approval_is_refused(ledger_app: LoanLedger, submit: Submit,
+def test_disbursing_before_approval_is_refused(ledger_app: Ledger, submit: Submit,
                                                refused: Refusal) -> None:
     applied = ledger_app.execute(parse_command({**APPLICATION, "idempotency_key": "a"}))
     with refused.expect(InvalidTransition, field="loan_id", rule="status_disburse") as caught:
@@ -180,7 +180,7 @@ def test_disbursing_before_approval_is_refused(ledger_app: LoanLedger, submit: S
     assert "applied" in caught.value.message and "approved" in caught.value.message
 
 
-def test_repaying_a_closed_loan_is_refused(ledger_app: LoanLedger, submit: Submit,
+def test_repaying_a_closed_loan_is_refused(ledger_app: Ledger, submit: Submit,
                                            open_loan: Callable[..., UUID],
                                            refused: Refusal) -> None:
     short = open_loan(ledger_app, principal="3000", term=1, borrower_id="B-short")
@@ -194,7 +194,7 @@ def test_repaying_a_closed_loan_is_refused(ledger_app: LoanLedger, submit: Submi
     assert "closed" in caught.value.message
 
 
-def test_repaying_a_written_off_loan_is_refused(ledger_app: LoanLedger, submit: Submit,
+def test_repaying_a_written_off_loan_is_refused(ledger_app: Ledger, submit: Submit,
                                                 loan_id: UUID, refused: Refusal) -> None:
     submit(ledger_app, "write_off_loan", loan_id=loan_id, reason="fraud",
            business_date=date(2026, 1, 15))
@@ -218,7 +218,7 @@ def test_unknown_command_type_is_refused(refused: Refusal, loan_id: UUID) -> Non
 
 
 def test_business_date_in_an_already_closed_day_is_refused(
-        ledger_app: LoanLedger, loan_id: UUID, refused: Refusal) -> None:
+        ledger_app: Ledger, loan_id: UUID, refused: Refusal) -> None:
     ledger_app.close_business_days(date(2026, 1, 31))
 
     with refused.expect(InvalidDate, field="business_date", rule="not_in_closed_day") as caught:
@@ -226,7 +226,7 @@ def test_business_date_in_an_already_closed_day_is_refused(
     assert "2026-01-31" in caught.value.message
 
 
-def test_a_refused_key_can_be_used_again_once_corrected(ledger_app: LoanLedger,
+def test_a_refused_key_can_be_used_again_once_corrected(ledger_app: Ledger,
                                                         loan_id: UUID) -> None:
     with pytest.raises(InvalidAmount):
         ledger_app.execute(parse_command({**repayment(loan_id, "0"), "idempotency_key": "k1"}))

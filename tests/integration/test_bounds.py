@@ -26,26 +26,27 @@ from domain.errors import (
     ValidationError,
 )
 from ledger.app import commands as c
-from ledger.app.application import HANDLERS, LoanLedger
+from ledger.app.application import HANDLERS
 from ledger.app.commands import parse_command
 from ledger.cli.common import EXIT_CODES, SEVERITY
+from ledger.service import Ledger
 from projections.journal import trial_balance_report
 from projections.runner import ProjectionRunner
 
 Submit = Callable[..., dict[str, Any]]
-Count = Callable[[LoanLedger], int]
+Count = Callable[[Ledger], int]
 DISBURSED = date(2026, 1, 10)
 
 
 @pytest.fixture
-def loan_id(ledger_app: LoanLedger, open_loan: Callable[..., UUID]) -> UUID:
+def loan_id(ledger_app: Ledger, open_loan: Callable[..., UUID]) -> UUID:
     """Given an active CNY loan disbursed on 2026-01-10, the ledger closed through 01-20."""
     loan = open_loan(ledger_app)
     ledger_app.close_business_days(date(2026, 1, 20))
     return loan
 
 
-def refused(app: LoanLedger, count_events: Count, count_commands: Count,
+def refused(app: Ledger, count_events: Count, count_commands: Count,
             command: dict[str, Any], error: type[LedgerError], field: str,
             rule: str) -> LedgerError:
     """Send ``command``; it must fail with ``error`` on ``field``/``rule``, recording nothing."""
@@ -62,7 +63,7 @@ def repayment(loan_id: UUID, amount: Any, **more: Any) -> dict[str, Any]:
             "currency": "CNY", **more}
 
 
-def assert_book_is_sound(app: LoanLedger) -> None:
+def assert_book_is_sound(app: Ledger) -> None:
     """Every projection catches up and the journal balances."""
     ProjectionRunner(app).catch_up()
     with app.engine.connect() as conn:
@@ -71,7 +72,7 @@ def assert_book_is_sound(app: LoanLedger) -> None:
 
 # ------------------------------------------------------------------------- dates
 def test_a_command_dated_in_the_future_is_refused(
-        ledger_app: LoanLedger, loan_id: UUID, count_events: Count,
+        ledger_app: Ledger, loan_id: UUID, count_events: Count,
         count_commands: Count) -> None:
     # The open business day is 2026-01-21; a repayment dated 2099 would close decades of days
     error = refused(ledger_app, count_events, count_commands,
@@ -93,7 +94,7 @@ def test_a_command_dated_in_the_future_is_refused(
 
 
 def test_a_command_without_a_date_lands_on_the_open_business_day(
-        ledger_app: LoanLedger, loan_id: UUID, submit: Submit) -> None:
+        ledger_app: Ledger, loan_id: UUID, submit: Submit) -> None:
     result = submit(ledger_app, "receive_repayment", loan_id=loan_id, amount="100.00",
                     currency="CNY")
 
@@ -101,7 +102,7 @@ def test_a_command_without_a_date_lands_on_the_open_business_day(
 
 
 def test_before_the_first_close_a_command_may_not_be_dated_after_today(
-        ledger_app: LoanLedger, count_events: Count, count_commands: Count) -> None:
+        ledger_app: Ledger, count_events: Count, count_commands: Count) -> None:
     # A new ledger has no calendar yet: any day up to today (a book being loaded), not later
     tomorrow = ledger_app.today() + timedelta(days=1)
     refused(ledger_app, count_events, count_commands,
@@ -110,7 +111,7 @@ def test_before_the_first_close_a_command_may_not_be_dated_after_today(
             InvalidDate, "business_date", "not_in_future")
 
 
-def test_a_state_as_of_a_future_date_is_refused(ledger_app: LoanLedger,
+def test_a_state_as_of_a_future_date_is_refused(ledger_app: Ledger,
                                                 loan_id: UUID) -> None:
     with pytest.raises(InvalidDate) as caught:
         ledger_app.get_loan(loan_id, as_of=date(2026, 1, 22))
@@ -120,12 +121,12 @@ def test_a_state_as_of_a_future_date_is_refused(ledger_app: LoanLedger,
 
 
 def test_a_command_decided_while_end_of_day_closes_its_day_moves_to_the_next_day(
-        database_url: str, make_ledger: Callable[..., LoanLedger],
+        database_url: str, make_ledger: Callable[..., Ledger],
         open_loan: Callable[..., UUID], monkeypatch: pytest.MonkeyPatch) -> None:
     operator, integration = make_ledger(database_url), make_ledger(database_url)
     open_loan(operator)
     operator.close_business_days(date(2026, 1, 20))
-    real_save = integration.save
+    real_save = integration.app.save
     closed: list[date] = []
 
     # The integration has decided an application for 2026-01-21 (the open day) when end of
@@ -139,7 +140,7 @@ def test_a_command_decided_while_end_of_day_closes_its_day_moves_to_the_next_day
             eod.join(timeout=60)
         return real_save(*aggregates)
 
-    monkeypatch.setattr(integration, "save", close_the_day_first)
+    monkeypatch.setattr(integration.app, "save", close_the_day_first)
 
     result = integration.execute(parse_command({
         "type": "apply_for_loan", "idempotency_key": "late", "borrower_id": "B2",
@@ -164,7 +165,7 @@ def test_a_command_decided_while_end_of_day_closes_its_day_moves_to_the_next_day
     (True, "decimal_string"),
 ])
 def test_an_amount_outside_the_bounds_is_refused(
-        ledger_app: LoanLedger, loan_id: UUID, count_events: Count, count_commands: Count,
+        ledger_app: Ledger, loan_id: UUID, count_events: Count, count_commands: Count,
         amount: Any, rule: str) -> None:
     refused(ledger_app, count_events, count_commands, repayment(loan_id, amount),
             InvalidAmount, "amount", rule)
@@ -172,7 +173,7 @@ def test_an_amount_outside_the_bounds_is_refused(
 
 @pytest.mark.parametrize("principal", ["1e30", "100000000000000000"])
 def test_a_principal_outside_the_bounds_is_refused(
-        ledger_app: LoanLedger, loan_id: UUID, count_events: Count, count_commands: Count,
+        ledger_app: Ledger, loan_id: UUID, count_events: Count, count_commands: Count,
         principal: str) -> None:
     refused(ledger_app, count_events, count_commands,
             {"type": "apply_for_loan", "borrower_id": "B2", "principal": principal,
@@ -182,7 +183,7 @@ def test_a_principal_outside_the_bounds_is_refused(
 
 
 def test_the_largest_amount_every_column_holds_is_accepted_and_projected_exactly(
-        ledger_app: LoanLedger, open_loan: Callable[..., UUID], submit: Submit) -> None:
+        ledger_app: Ledger, open_loan: Callable[..., UUID], submit: Submit) -> None:
     # 10^11 CNY less a cent: 13 significant digits, exact on SQLite's REAL and in NUMERIC(20,4)
     biggest = open_loan(ledger_app, principal="99999999999.99", borrower_id="B-big")
     submit(ledger_app, "receive_repayment", loan_id=biggest, amount="99999999999.99",
@@ -201,7 +202,7 @@ def test_the_largest_amount_every_column_holds_is_accepted_and_projected_exactly
 
 
 def test_a_product_maximum_per_currency_is_enforced_after_the_idempotency_lookup(
-        database_url: str, make_ledger: Callable[..., LoanLedger],
+        database_url: str, make_ledger: Callable[..., Ledger],
         open_loan: Callable[..., UUID], count_events: Count, count_commands: Count) -> None:
     generous = make_ledger(database_url)
     loan_id = open_loan(generous)
@@ -224,7 +225,7 @@ def test_a_product_maximum_per_currency_is_enforced_after_the_idempotency_lookup
 
 
 def test_a_retried_application_returns_its_first_outcome_under_a_lower_rate_cap(
-        database_url: str, make_ledger: Callable[..., LoanLedger], count_events: Count) -> None:
+        database_url: str, make_ledger: Callable[..., Ledger], count_events: Count) -> None:
     command = {"type": "apply_for_loan", "idempotency_key": "apply-20", "borrower_id": "B1",
                "principal": "10000.00", "annual_rate": "0.20", "term": 6,
                "business_date": "2026-01-05"}
@@ -252,7 +253,7 @@ def test_a_retried_application_returns_its_first_outcome_under_a_lower_rate_cap(
     ({"surprise": 1}, ValidationError, "surprise", "unknown_field"),
 ])
 def test_loosely_typed_input_is_refused_saying_what_is_expected(
-        ledger_app: LoanLedger, loan_id: UUID, count_events: Count, count_commands: Count,
+        ledger_app: Ledger, loan_id: UUID, count_events: Count, count_commands: Count,
         changes: dict[str, Any], error: type[LedgerError], field: str, rule: str) -> None:
     application = {"type": "apply_for_loan", "borrower_id": "B1", "principal": "1000.00",
                    "annual_rate": "0.1", "term": 12, "currency": "CNY"}
@@ -262,14 +263,14 @@ def test_loosely_typed_input_is_refused_saying_what_is_expected(
 
 
 def test_control_characters_in_a_reference_are_refused(
-        ledger_app: LoanLedger, loan_id: UUID, count_events: Count,
+        ledger_app: Ledger, loan_id: UUID, count_events: Count,
         count_commands: Count) -> None:
     refused(ledger_app, count_events, count_commands,
             repayment(loan_id, "10.00", reference="pay\x1b]0;pwned\x07"),
             ValidationError, "reference", "printable")
 
 
-def test_a_flag_must_be_a_json_boolean(ledger_app: LoanLedger, loan_id: UUID,
+def test_a_flag_must_be_a_json_boolean(ledger_app: Ledger, loan_id: UUID,
                                        count_events: Count, count_commands: Count) -> None:
     refused(ledger_app, count_events, count_commands,
             {"type": "restructure_loan", "loan_id": str(loan_id), "kind": "extension",
@@ -279,7 +280,7 @@ def test_a_flag_must_be_a_json_boolean(ledger_app: LoanLedger, loan_id: UUID,
 
 # --------------------------------------------------------------------------- ids
 def test_reusing_a_loan_id_says_the_id_exists(
-        ledger_app: LoanLedger, loan_id: UUID, count_events: Count,
+        ledger_app: Ledger, loan_id: UUID, count_events: Count,
         count_commands: Count) -> None:
     error = refused(ledger_app, count_events, count_commands,
                     {"type": "apply_for_loan", "loan_id": str(loan_id), "borrower_id": "B7",
@@ -289,7 +290,7 @@ def test_reusing_a_loan_id_says_the_id_exists(
 
 
 def test_reusing_a_complaint_id_says_the_id_exists(
-        ledger_app: LoanLedger, loan_id: UUID, submit: Submit, count_events: Count,
+        ledger_app: Ledger, loan_id: UUID, submit: Submit, count_events: Count,
         count_commands: Count) -> None:
     filed = submit(ledger_app, "file_complaint", loan_id=loan_id, category="billing",
                    description="charged twice")

@@ -1,4 +1,4 @@
-"""A loan's whole life driven through ``LoanLedger.execute``, on SQLite and on PostgreSQL.
+"""A loan's whole life driven through ``Ledger.execute``, on SQLite and on PostgreSQL.
 
 Each story sends commands as an integration would (dicts with amounts as strings), closes
 business days, and then reads the loan back: its current state, its state as of an earlier
@@ -20,24 +20,24 @@ from domain.complaint import ComplaintStatus
 from domain.errors import LoanNotFound
 from domain.loan import Loan
 from domain.servicing import LoanStatus
-from ledger.app.application import LoanLedger
 from ledger.persistence.tables import loan_directory
+from ledger.service import Ledger
 
 Submit = Callable[..., dict[str, Any]]
 
 
-def directory_status(app: LoanLedger, loan_id: UUID) -> str | None:
+def directory_status(app: Ledger, loan_id: UUID) -> str | None:
     with app.engine.connect() as conn:
         return conn.execute(select(loan_directory.c.status).where(
             loan_directory.c.loan_id == str(loan_id))).scalar()
 
 
-def event_names(app: LoanLedger, loan_id: UUID) -> list[str]:
+def event_names(app: Ledger, loan_id: UUID) -> list[str]:
     return [type(e).__name__ for e in app.loan_history(loan_id)]
 
 
 def test_a_loan_from_application_to_write_off_and_recovery(
-        ledger_app: LoanLedger, submit: Submit) -> None:
+        ledger_app: Ledger, submit: Submit) -> None:
     app = ledger_app
 
     # Given an application for 100,000 CNY at 12% over 12 months (30/360, annuity)
@@ -150,7 +150,7 @@ def test_a_loan_from_application_to_write_off_and_recovery(
     assert business_dates == sorted(business_dates)
 
 
-def test_paying_off_a_loan_closes_it(ledger_app: LoanLedger, submit: Submit,
+def test_paying_off_a_loan_closes_it(ledger_app: Ledger, submit: Submit,
                                      open_loan: Callable[..., UUID]) -> None:
     app = ledger_app
     # Given an active loan whose first installment has fallen due
@@ -172,7 +172,7 @@ def test_paying_off_a_loan_closes_it(ledger_app: LoanLedger, submit: Submit,
     assert app.close_business_days(date(2026, 3, 31)).loans == 0
 
 
-def test_an_overpayment_is_held_not_lost(ledger_app: LoanLedger, submit: Submit,
+def test_an_overpayment_is_held_not_lost(ledger_app: Ledger, submit: Submit,
                                           open_loan: Callable[..., UUID]) -> None:
     app = ledger_app
     loan_id = open_loan(app, principal="12000", annual_rate="0.06", term=3)
@@ -188,7 +188,7 @@ def test_an_overpayment_is_held_not_lost(ledger_app: LoanLedger, submit: Submit,
 
 
 def test_a_partial_prepayment_lowers_principal_not_yet_due(
-        ledger_app: LoanLedger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
     app = ledger_app
     loan_id = open_loan(app)
     app.close_business_days(date(2026, 2, 10))
@@ -215,7 +215,7 @@ def test_a_partial_prepayment_lowers_principal_not_yet_due(
     assert sum(i.principal for i in after.future()) == after.principal_not_due
 
 
-def test_fees_are_charged_and_paid_first(ledger_app: LoanLedger, submit: Submit,
+def test_fees_are_charged_and_paid_first(ledger_app: Ledger, submit: Submit,
                                          open_loan: Callable[..., UUID]) -> None:
     app = ledger_app
     loan_id = open_loan(app)
@@ -235,7 +235,7 @@ def test_fees_are_charged_and_paid_first(ledger_app: LoanLedger, submit: Submit,
 @pytest.mark.parametrize(("command", "status"), [("reject_loan", LoanStatus.REJECTED),
                                                  ("withdraw_application", LoanStatus.WITHDRAWN)])
 def test_an_application_can_end_before_disbursement(
-        ledger_app: LoanLedger, submit: Submit, command: str, status: LoanStatus) -> None:
+        ledger_app: Ledger, submit: Submit, command: str, status: LoanStatus) -> None:
     app = ledger_app
     applied = submit(app, "apply_for_loan", borrower_id="B2", principal="5000",
                      annual_rate="0.10", term=6, business_date=date(2026, 1, 5))
@@ -250,7 +250,7 @@ def test_an_application_can_end_before_disbursement(
 
 
 def test_a_complaint_is_filed_handled_resolved_and_reopened(
-        ledger_app: LoanLedger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
     app = ledger_app
     loan_id = open_loan(app, borrower_id="B7")
 

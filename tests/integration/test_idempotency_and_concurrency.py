@@ -1,6 +1,6 @@
 """Retries never post twice; concurrent writers are retried, then reported as a conflict.
 
-Concurrency is staged deterministically with two LoanLedger instances on one database (two
+Concurrency is staged deterministically with two Ledger instances on one database (two
 processes, as far as the event store can tell): one loads a loan, the other commits a change
 to it, and only then does the first try to save.
 """
@@ -20,11 +20,11 @@ from eventsourcing.persistence import IntegrityError
 from domain.errors import ConcurrencyConflict, IdempotencyKeyReused
 from domain.loan import Loan
 from ledger.app import directory
-from ledger.app.application import LoanLedger
 from ledger.app.commands import parse_command
 from ledger.persistence.tables import loan_directory
+from ledger.service import Ledger
 
-Counter = Callable[[LoanLedger], int]
+Counter = Callable[[Ledger], int]
 
 
 def repayment(loan_id: UUID, amount: str, key: str,
@@ -38,12 +38,12 @@ def fee(loan_id: UUID, key: str, on: date = date(2026, 1, 20)) -> dict[str, Any]
             "amount": "10.00", "kind": "service", "business_date": on.isoformat()}
 
 
-def interleave_before_loading(app: LoanLedger, monkeypatch: pytest.MonkeyPatch,
+def interleave_before_loading(app: Ledger, monkeypatch: pytest.MonkeyPatch,
                               meanwhile: Callable[[int], None]) -> list[int]:
     """Make ``app`` load a loan, then run ``meanwhile(attempt)`` (another writer), so the
     loan ``app`` decides on is stale by the time it saves. Returns the attempt log."""
     attempts: list[int] = []
-    real_get_loan = app.get_loan
+    real_get_loan = app.app.get_loan
 
     def get_loan_then_someone_else_writes(loan_id: UUID, **kwargs: Any) -> Loan:
         loan = real_get_loan(loan_id, **kwargs)
@@ -51,13 +51,13 @@ def interleave_before_loading(app: LoanLedger, monkeypatch: pytest.MonkeyPatch,
         meanwhile(len(attempts))
         return loan
 
-    monkeypatch.setattr(app, "get_loan", get_loan_then_someone_else_writes)
+    monkeypatch.setattr(app.app, "get_loan", get_loan_then_someone_else_writes)
     return attempts
 
 
 # --------------------------------------------------------------------------- retries
 def test_a_retried_command_returns_the_first_result_and_records_nothing(
-        ledger_app: LoanLedger, open_loan: Callable[..., UUID], count_events: Counter,
+        ledger_app: Ledger, open_loan: Callable[..., UUID], count_events: Counter,
         count_commands: Counter) -> None:
     loan_id = open_loan(ledger_app)
     first = ledger_app.execute(parse_command(repayment(loan_id, "500.00", "pay-1")))
@@ -73,7 +73,7 @@ def test_a_retried_command_returns_the_first_result_and_records_nothing(
 
 
 def test_a_retry_after_the_day_closed_and_a_restart_still_returns_the_first_result(
-        database_url: str, make_ledger: Callable[..., LoanLedger],
+        database_url: str, make_ledger: Callable[..., Ledger],
         open_loan: Callable[..., UUID], count_events: Counter) -> None:
     app = make_ledger(database_url)
     loan_id = open_loan(app)
@@ -94,7 +94,7 @@ def test_a_retry_after_the_day_closed_and_a_restart_still_returns_the_first_resu
 
 
 def test_the_same_key_with_a_different_command_is_refused(
-        ledger_app: LoanLedger, open_loan: Callable[..., UUID], count_events: Counter,
+        ledger_app: Ledger, open_loan: Callable[..., UUID], count_events: Counter,
         count_commands: Counter) -> None:
     loan_id = open_loan(ledger_app)
     ledger_app.execute(parse_command(repayment(loan_id, "500.00", "pay-1")))
@@ -111,7 +111,7 @@ def test_the_same_key_with_a_different_command_is_refused(
 
 
 def test_the_same_key_for_another_command_type_is_refused(
-        ledger_app: LoanLedger, open_loan: Callable[..., UUID], count_events: Counter) -> None:
+        ledger_app: Ledger, open_loan: Callable[..., UUID], count_events: Counter) -> None:
     loan_id = open_loan(ledger_app)
     ledger_app.execute(parse_command(repayment(loan_id, "500.00", "k")))
     events = count_events(ledger_app)
@@ -123,7 +123,7 @@ def test_the_same_key_for_another_command_type_is_refused(
 
 # ----------------------------------------------------------------------- concurrency
 def test_a_stale_writer_is_retried_on_fresh_state(
-        database_url: str, make_ledger: Callable[..., LoanLedger],
+        database_url: str, make_ledger: Callable[..., Ledger],
         open_loan: Callable[..., UUID], monkeypatch: pytest.MonkeyPatch) -> None:
     first_writer = make_ledger(database_url)
     second_writer = make_ledger(database_url)
@@ -154,7 +154,7 @@ def test_a_stale_writer_is_retried_on_fresh_state(
 
 
 def test_the_same_command_racing_itself_records_once(
-        database_url: str, make_ledger: Callable[..., LoanLedger], count_events: Counter,
+        database_url: str, make_ledger: Callable[..., Ledger], count_events: Counter,
         count_commands: Counter, monkeypatch: pytest.MonkeyPatch) -> None:
     first_writer = make_ledger(database_url)
     second_writer = make_ledger(database_url)
@@ -162,7 +162,7 @@ def test_the_same_command_racing_itself_records_once(
                "principal": "20000", "annual_rate": "0.1", "term": 6,
                "business_date": "2026-01-05"}
     results: list[dict[str, Any]] = []
-    real_resolve = second_writer.clock.resolve
+    real_resolve = second_writer.app.clock.resolve
 
     # The second writer has checked the command log (nothing there yet) when the first
     # writer records the very same command.
@@ -171,7 +171,8 @@ def test_the_same_command_racing_itself_records_once(
             results.append(first_writer.execute(parse_command(command)))
         return real_resolve(given)
 
-    monkeypatch.setattr(second_writer.clock, "resolve", resolve_while_the_first_writer_records)
+    monkeypatch.setattr(second_writer.app.clock, "resolve",
+                        resolve_while_the_first_writer_records)
 
     second = second_writer.execute(parse_command(command))
 
@@ -183,7 +184,7 @@ def test_the_same_command_racing_itself_records_once(
 
 
 def test_a_writer_that_always_loses_the_race_reports_a_conflict(
-        database_url: str, make_ledger: Callable[..., LoanLedger],
+        database_url: str, make_ledger: Callable[..., Ledger],
         open_loan: Callable[..., UUID], count_events: Counter, count_commands: Counter,
         monkeypatch: pytest.MonkeyPatch) -> None:
     first_writer = make_ledger(database_url)
@@ -209,7 +210,7 @@ def test_a_writer_that_always_loses_the_race_reports_a_conflict(
 
 
 def test_when_every_save_conflicts_the_command_fails_cleanly(
-        ledger_app: LoanLedger, open_loan: Callable[..., UUID], count_events: Counter,
+        ledger_app: Ledger, open_loan: Callable[..., UUID], count_events: Counter,
         count_commands: Counter, monkeypatch: pytest.MonkeyPatch) -> None:
     loan_id = open_loan(ledger_app)
     events, commands = count_events(ledger_app), count_commands(ledger_app)
@@ -219,7 +220,7 @@ def test_when_every_save_conflicts_the_command_fails_cleanly(
         saves.append(len(aggregates))
         raise IntegrityError("duplicate key value violates unique constraint")
 
-    monkeypatch.setattr(ledger_app, "save", conflicting_save)
+    monkeypatch.setattr(ledger_app.app, "save", conflicting_save)
 
     with pytest.raises(ConcurrencyConflict):
         ledger_app.execute(parse_command(repayment(loan_id, "500.00", "pay-1")))
@@ -235,7 +236,7 @@ def test_when_every_save_conflicts_the_command_fails_cleanly(
 
 
 def test_a_failure_before_commit_records_neither_events_nor_the_key(
-        ledger_app: LoanLedger, open_loan: Callable[..., UUID], count_events: Counter,
+        ledger_app: Ledger, open_loan: Callable[..., UUID], count_events: Counter,
         count_commands: Counter, monkeypatch: pytest.MonkeyPatch) -> None:
     loan_id = open_loan(ledger_app)
     events, commands = count_events(ledger_app), count_commands(ledger_app)
@@ -259,7 +260,7 @@ def test_a_failure_before_commit_records_neither_events_nor_the_key(
 
 
 def test_writers_in_parallel_threads_all_land(
-        database_url: str, make_ledger: Callable[..., LoanLedger],
+        database_url: str, make_ledger: Callable[..., Ledger],
         open_loan: Callable[..., UUID]) -> None:
     apps = [make_ledger(database_url, command_retries=50) for _ in range(3)]
     loan_id = open_loan(apps[0])

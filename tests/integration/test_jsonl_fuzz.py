@@ -25,11 +25,11 @@ from sqlalchemy import func, inspect, select, text
 from domain.allocation import Allocation, Component
 from domain.loan import Loan
 from domain.money import Currency
-from ledger.app.application import LoanLedger
 from ledger.app.batch import run_batch
 from ledger.app.commands import BY_TYPE
 from ledger.bootstrap import build_ledger
 from ledger.persistence.tables import command_log, events
+from ledger.service import Ledger
 from ledger.settings import Settings
 from projections.journal import trial_balance_report
 from projections.runner import ProjectionRunner
@@ -161,7 +161,7 @@ def assert_parts_sum(event: Any) -> None:
         assert min(event.interest, event.accrued_interest, event.penalty, event.fees) >= 0
 
 
-def counts(app: LoanLedger) -> tuple[int, int, int]:
+def counts(app: Ledger) -> tuple[int, int, int]:
     with app.engine.connect() as conn:
         head = conn.execute(select(func.max(events.c.id))).scalar() or 0
         n_events = conn.execute(select(func.count()).select_from(events)).scalar_one()
@@ -176,7 +176,7 @@ LOANS = ("a0000000-0000-4000-8000-000000000001", "a0000000-0000-4000-8000-000000
 class Book:
     """Each example's ledger, from the same start: three active loans, closed through 01-20."""
 
-    def __init__(self, app: LoanLedger) -> None:
+    def __init__(self, app: Ledger) -> None:
         self.app = app
         for loan_id, principal in zip(LOANS, ("100000", "3000", "50000"), strict=True):
             open_loan(app, borrower_id=f"B-{principal}", principal=principal, loan_id=loan_id)
@@ -236,8 +236,8 @@ def fuzz(book: Book, data: st.DataObject) -> None:
             continue
         # what was recorded adds up
         assert after[2] in (before[2], before[2] + 1)
-        for stored in app.recorder.select_notifications(before[0] + 1, limit=10_000):
-            assert_parts_sum(app.mapper.to_domain_event(stored))
+        for stored in app.app.recorder.select_notifications(before[0] + 1, limit=10_000):
+            assert_parts_sum(app.app.mapper.to_domain_event(stored))
         if result["command"] == "file_complaint":
             book.complaints.append(result["aggregate_id"])
         if result["command"] == "apply_for_loan":

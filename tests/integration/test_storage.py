@@ -1,6 +1,6 @@
 """What goes into the event store comes back out unchanged, on SQLite and on PostgreSQL.
 
-* Every Loan and Complaint event type is stored and read back by a fresh LoanLedger (a new
+* Every Loan and Complaint event type is stored and read back by a fresh Ledger (a new
   process, as far as the store can tell): the events are equal and the rebuilt aggregates equal
   the live ones the application decided on.
 * Snapshots: a loan with more events than the snapshot interval loads from a snapshot to the
@@ -27,9 +27,9 @@ from sqlalchemy import select
 
 from domain.complaint import Complaint
 from domain.loan import Loan
-from ledger.app.application import LoanLedger
 from ledger.persistence import migrations
 from ledger.persistence.tables import events, snapshots
+from ledger.service import Ledger
 
 Submit = Callable[..., dict[str, Any]]
 PINNED_TOPIC = re.compile(r"^(loan|complaint)\.[A-Z][A-Za-z]+$")
@@ -58,10 +58,10 @@ class LiveAggregates:
     """Wraps an app's ``save`` (and end of day's ``save_many``) to keep the live aggregates
     and events it decided on."""
 
-    def __init__(self, app: LoanLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, app: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
         self.aggregates: dict[UUID, Aggregate] = {}
         self.events: dict[UUID, list[Any]] = {}
-        real_save = app.save
+        real_save = app.app.save
 
         def save(*objs: Any, **kwargs: Any) -> Any:
             pending = [e for obj in objs for e in obj.collect_events()]
@@ -75,11 +75,11 @@ class LiveAggregates:
         def save_many(aggregates: list[Aggregate]) -> Any:  # end of day's bulk save
             return save(*aggregates)
 
-        monkeypatch.setattr(app, "save", save)
-        monkeypatch.setattr(app, "save_many", save_many)
+        monkeypatch.setattr(app.app, "save", save)
+        monkeypatch.setattr(app.app, "save_many", save_many)
 
 
-def a_portfolio_using_every_event_type(app: LoanLedger, submit: Submit,
+def a_portfolio_using_every_event_type(app: Ledger, submit: Submit,
                                        open_loan: Callable[..., UUID]) -> None:
     def on(day: date, command: str, **fields: Any) -> dict[str, Any]:
         """``command`` on business day ``day``: end of day first closes the days before it."""
@@ -125,7 +125,7 @@ def a_portfolio_using_every_event_type(app: LoanLedger, submit: Submit,
 
 
 def test_every_event_type_round_trips_storage(
-        database_url: str, make_ledger: Callable[..., LoanLedger], submit: Submit,
+        database_url: str, make_ledger: Callable[..., Ledger], submit: Submit,
         open_loan: Callable[..., UUID], monkeypatch: pytest.MonkeyPatch) -> None:
     app = make_ledger(database_url)
     live = LiveAggregates(app, monkeypatch)
@@ -137,19 +137,19 @@ def test_every_event_type_round_trips_storage(
     # A new process reads everything back.
     fresh = make_ledger(database_url)
     for aggregate_id, aggregate in live.aggregates.items():
-        stored = list(fresh.events.get(aggregate_id))
+        stored = list(fresh.app.events.get(aggregate_id))
         assert stored == live.events[aggregate_id]
         assert [type(e) for e in stored] == [type(e) for e in live.events[aggregate_id]]
-        reloaded = fresh.repository.get(aggregate_id)
+        reloaded = fresh.app.repository.get(aggregate_id)
         assert type(reloaded) is type(aggregate)
         assert state_of(reloaded) == state_of(aggregate)
         assert state_of(replay(stored)) == state_of(aggregate)
 
 
-def test_money_keeps_its_exact_decimal_form(ledger_app: LoanLedger, submit: Submit,
+def test_money_keeps_its_exact_decimal_form(ledger_app: Ledger, submit: Submit,
                                             open_loan: Callable[..., UUID],
                                             database_url: str,
-                                            make_ledger: Callable[..., LoanLedger]) -> None:
+                                            make_ledger: Callable[..., Ledger]) -> None:
     loan_id = open_loan(ledger_app, principal="98765.43")
     submit(ledger_app, "receive_repayment", loan_id=loan_id, amount="0.10", currency="CNY",
            business_date=date(2026, 1, 11))
@@ -164,7 +164,7 @@ def test_money_keeps_its_exact_decimal_form(ledger_app: LoanLedger, submit: Subm
     assert isinstance(repaid.business_date, date)
 
 
-def test_stored_topics_are_the_pinned_names(ledger_app: LoanLedger, submit: Submit,
+def test_stored_topics_are_the_pinned_names(ledger_app: Ledger, submit: Submit,
                                             open_loan: Callable[..., UUID]) -> None:
     a_portfolio_using_every_event_type(ledger_app, submit, open_loan)
 
@@ -178,14 +178,14 @@ def test_stored_topics_are_the_pinned_names(ledger_app: LoanLedger, submit: Subm
 
 
 def test_a_long_loan_loads_from_a_snapshot_to_the_state_of_a_full_replay(
-        database_url: str, make_ledger: Callable[..., LoanLedger],
+        database_url: str, make_ledger: Callable[..., Ledger],
         open_loan: Callable[..., UUID], monkeypatch: pytest.MonkeyPatch) -> None:
     app = make_ledger(database_url, snapshot_interval=10)
     loan_id = open_loan(app)
     # Forty-odd closed days: far more events than the snapshot interval.
     app.close_business_days(date(2026, 2, 25))
     app.close_business_days(date(2026, 2, 27))
-    stored = list(app.events.get(loan_id))
+    stored = list(app.app.events.get(loan_id))
     assert len(stored) > 40
 
     with app.engine.connect() as conn:
@@ -196,19 +196,19 @@ def test_a_long_loan_loads_from_a_snapshot_to_the_state_of_a_full_replay(
     latest = max(version for version, _ in rows)
     assert latest % 10 == 0 and latest > len(stored) - 10
     # The snapshot names the aggregate by its pinned topic in its state, not a module path.
-    snapshot = app.snapshots.get(loan_id, desc=True, limit=1)  # type: ignore[union-attr]
+    snapshot = app.app.snapshots.get(loan_id, desc=True, limit=1)  # type: ignore[union-attr]
     assert next(iter(snapshot)).topic == "loan"
 
     # A fresh instance loads from the latest snapshot and only the events after it.
     fresh = make_ledger(database_url, snapshot_interval=10)
     reads: list[dict[str, Any]] = []
-    real_get = fresh.repository.event_store.get
+    real_get = fresh.app.repository.event_store.get
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         reads.append(kwargs)
         return real_get(*args, **kwargs)
 
-    monkeypatch.setattr(fresh.repository.event_store, "get", spy)
+    monkeypatch.setattr(fresh.app.repository.event_store, "get", spy)
     from_snapshot = fresh.get_loan(loan_id)
     assert reads and reads[0].get("gt") == latest
 
@@ -221,8 +221,8 @@ def test_a_long_loan_loads_from_a_snapshot_to_the_state_of_a_full_replay(
 
 def test_ledgers_on_different_databases_share_one_process(
         database_url: str, make_database_url: Callable[[], str],
-        make_ledger: Callable[..., LoanLedger], open_loan: Callable[..., UUID],
-        tmp_path: Path, count_events: Callable[[LoanLedger], int]) -> None:
+        make_ledger: Callable[..., Ledger], open_loan: Callable[..., UUID],
+        tmp_path: Path, count_events: Callable[[Ledger], int]) -> None:
     # eventsourcing-sqlalchemy caches its record classes per table name for the whole
     # process; ledgers on other databases (and on the other backend) must still be separate.
     embedded = f"sqlite:///{tmp_path / 'embedded.db'}"
@@ -238,11 +238,11 @@ def test_ledgers_on_different_databases_share_one_process(
         assert app.loan_ids() == [loans[i]]
         assert count_events(app) == 3 + 11  # applied, approved, disbursed; 10th-20th closed
         assert app.get_loan(loans[i]).borrower_id == f"B{i}"
-        assert list(app.events.get(loans[(i + 1) % 3])) == []
+        assert list(app.app.events.get(loans[(i + 1) % 3])) == []
 
 
 def test_the_notification_log_lists_events_in_the_order_they_were_recorded(
-        ledger_app: LoanLedger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
     # Projections read the log by position: positions must follow each aggregate's versions
     # even when one transaction records many events of many loans (an end-of-day chunk).
     loans = [open_loan(ledger_app, borrower_id=f"B{n}") for n in range(3)]
@@ -250,7 +250,7 @@ def test_the_notification_log_lists_events_in_the_order_they_were_recorded(
     paid = submit(ledger_app, "receive_repayment", loan_id=loans[1], amount="100.00",
                   currency="CNY", business_date=date(2026, 2, 13))
 
-    log = ledger_app.recorder.select_notifications(start=1, limit=100_000)
+    log = ledger_app.app.recorder.select_notifications(start=1, limit=100_000)
 
     ids = [n.id for n in log]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
@@ -265,7 +265,7 @@ def test_the_notification_log_lists_events_in_the_order_they_were_recorded(
 
 
 def test_a_fresh_process_reads_stored_snapshots(
-        database_url: str, make_ledger: Callable[..., LoanLedger],
+        database_url: str, make_ledger: Callable[..., Ledger],
         open_loan: Callable[..., UUID]) -> None:
     # Given a loan whose state is stored in snapshots (pinned topic "loan.Snapshot"),
     app = make_ledger(database_url, snapshot_interval=10)
@@ -274,9 +274,9 @@ def test_a_fresh_process_reads_stored_snapshots(
     expected = app.get_loan(loan_id).version
     # when another process, which never saw the classes register in this one, loads it,
     script = ("import sys, uuid\n"
-              "from ledger.app.application import LoanLedger\n"
+              "from ledger.bootstrap import build_ledger\n"
               "from ledger.settings import Settings\n"
-              "app = LoanLedger(Settings(database_url=sys.argv[1], snapshot_interval=10,"
+              "app = build_ledger(Settings(database_url=sys.argv[1], snapshot_interval=10,"
               " aggregate_cache_size=0))\n"
               "print(app.get_loan(uuid.UUID(sys.argv[2])).version)\n")
     url = app.engine.url.render_as_string(hide_password=False)
@@ -288,7 +288,7 @@ def test_a_fresh_process_reads_stored_snapshots(
 
 
 def test_a_store_written_before_write_offs_carried_their_dpd_still_loads(
-        database_url: str, make_ledger: Callable[..., LoanLedger], submit: Submit,
+        database_url: str, make_ledger: Callable[..., Ledger], submit: Submit,
         open_loan: Callable[..., UUID]) -> None:
     # Given a loan written off 39 days late (last reclassified at DPD 31, into M2),
     app = make_ledger(database_url, snapshot_interval=10)
@@ -325,4 +325,4 @@ def test_a_store_written_before_write_offs_carried_their_dpd_still_loads(
     loan = fresh.get_loan(loan_id)
     assert loan.classification == {"dpd": 31, "bucket": "M2", "category": "loss", "stage": 3}
     assert [i.state for i in loan.installments[:3]] == ["written_off"] * 3
-    assert state_of(loan) == state_of(replay(list(fresh.events.get(loan_id))))
+    assert state_of(loan) == state_of(replay(list(fresh.app.events.get(loan_id))))
