@@ -141,7 +141,7 @@ def parse_date(value: str | None, option: str) -> date | None:
 
 
 def parse_uuid(value: str, field: str = "loan_id") -> UUID:
-    from ledger.app.commands import UUID_TEXT
+    from ledger.app.fields import UUID_TEXT
 
     if not UUID_TEXT.fullmatch(value):
         raise ValidationError(f"{value!r} is not a {field.removesuffix('_id')} id (a UUID such"
