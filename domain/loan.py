@@ -9,7 +9,6 @@ on today's schedule code.
 from __future__ import annotations
 
 from copy import copy
-from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,9 +22,7 @@ from domain.allocation import Allocation, Component, DueItem, allocate
 from domain.daycount import year_fraction
 from domain.delinquency import (
     DEFAULT_POLICY,
-    Classification,
     DelinquencyPolicy,
-    FiveCategory,
     classify,
     days_past_due,
 )
@@ -954,41 +951,6 @@ class Loan(Aggregate):
             raise InvalidDate(f"business_date {business_date} is before {earliest}, the last"
                               f" date already booked on this loan", field="business_date",
                               rule="not_backdated")
-
-
-@dataclass(frozen=True, slots=True)
-class LoanView:
-    """A read-only summary of one loan's state (for the CLI and reports before projections)."""
-
-    loan_id: str
-    borrower_id: str
-    status: str
-    currency: str
-    principal_outstanding: Decimal
-    principal_not_due: Decimal
-    principal_overdue: Decimal
-    interest_accrued: Decimal
-    interest_overdue: Decimal
-    penalty_outstanding: Decimal
-    fees_outstanding: Decimal
-    overpayment: Decimal
-    classification: Classification
-
-    @classmethod
-    def of(cls, loan: Loan) -> LoanView:
-        c = dict(loan.classification, dpd=loan.current_dpd)
-        return cls(
-            loan_id=str(loan.id), borrower_id=loan.borrower_id, status=str(loan.status),
-            currency=loan.currency, principal_outstanding=loan.principal_outstanding,
-            principal_not_due=loan.principal_not_due,
-            principal_overdue=loan.principal_due_unpaid(),
-            interest_accrued=loan.interest_accrued, interest_overdue=loan.interest_due_unpaid(),
-            penalty_outstanding=loan.penalty_outstanding, fees_outstanding=loan.fees_outstanding,
-            overpayment=loan.overpayment,
-            classification=Classification(dpd=int(c["dpd"]), bucket=str(c["bucket"]),
-                                          category=FiveCategory(c["category"]),
-                                          stage=int(c["stage"])),
-        )
 
 
 # The library registers pinned topics of nested *events* only; snapshots need it done by hand,

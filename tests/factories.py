@@ -1,16 +1,18 @@
-"""Small builders for domain tests: terms, loans at a given point of their life, replay."""
+"""Small builders for domain tests: terms, loans at a given point of their life, replay, and a
+loan's balances in one comparable value."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import uuid4
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate
 
 from domain.complaint import Complaint
+from domain.delinquency import Classification, FiveCategory
 from domain.loan import Loan
 from domain.terms import LoanTerms, ProductTerms
 
@@ -95,3 +97,40 @@ def filed_complaint(on: date = date(2026, 3, 1)) -> Complaint:
     return Complaint.file(loan_id=uuid4(), borrower_id="B1", category="billing",
                           description="penalty charged although I paid on time",
                           business_date=on)
+
+
+class LoanSummary(NamedTuple):
+    """What a loan owes, by component, and how it is classified: compared between two ways of
+    reaching the same loan (bulk and serial end of day, replay and live, before and after a
+    crash) and with the balances read model."""
+
+    loan_id: str
+    borrower_id: str
+    status: str
+    currency: str
+    principal_outstanding: Decimal
+    principal_not_due: Decimal
+    principal_overdue: Decimal
+    interest_accrued: Decimal
+    interest_overdue: Decimal
+    penalty_outstanding: Decimal
+    fees_outstanding: Decimal
+    overpayment: Decimal
+    classification: Classification
+
+
+def balances_of(loan: Loan) -> LoanSummary:
+    """``loan``'s balances; the classification carries the DPD ``loan show`` prints."""
+    c = loan.classification
+    return LoanSummary(
+        loan_id=str(loan.id), borrower_id=loan.borrower_id, status=str(loan.status),
+        currency=loan.currency, principal_outstanding=loan.principal_outstanding,
+        principal_not_due=loan.principal_not_due,
+        principal_overdue=loan.principal_due_unpaid(),
+        interest_accrued=loan.interest_accrued, interest_overdue=loan.interest_due_unpaid(),
+        penalty_outstanding=loan.penalty_outstanding, fees_outstanding=loan.fees_outstanding,
+        overpayment=loan.overpayment,
+        classification=Classification(dpd=loan.current_dpd, bucket=str(c["bucket"]),
+                                      category=FiveCategory(c["category"]),
+                                      stage=int(c["stage"])),
+    )

@@ -16,11 +16,11 @@ from uuid import UUID
 
 from sqlalchemy import select
 
-from domain.loan import LoanView
 from ledger.app.application import LoanLedger
 from projections.balances import LoanBalances, balances_report, balances_summary, loan_balances
 from projections.delinquency import Delinquency
 from projections.runner import ProjectionRunner
+from tests.factories import balances_of
 
 Submit = Callable[..., dict[str, Any]]
 
@@ -42,7 +42,7 @@ def assert_balances_match_aggregates(app: LoanLedger) -> None:
     assert sorted(rows) == sorted(str(i) for i in ids)
     for loan_id in ids:
         loan = app.get_loan(loan_id)
-        view, row = LoanView.of(loan), rows[str(loan_id)]
+        view, row = balances_of(loan), rows[str(loan_id)]
         expected = {
             "borrower_id": view.borrower_id, "currency": view.currency, "status": view.status,
             "principal_not_due": view.principal_not_due,

@@ -19,7 +19,7 @@ from uuid import UUID
 import pytest
 from sqlalchemy import insert, select
 
-from domain.loan import Loan, LoanView
+from domain.loan import Loan
 from domain.servicing import LoanStatus
 from ledger.app.application import LoanLedger
 from ledger.eod import (
@@ -31,6 +31,7 @@ from ledger.eod import (
     count_loan_days,
 )
 from ledger.persistence.tables import eod_lock, eod_runs
+from tests.factories import balances_of
 
 Submit = Callable[..., dict[str, Any]]
 OpenLoan = Callable[..., UUID]
@@ -120,7 +121,7 @@ def test_bulk_end_of_day_posts_exactly_what_closing_each_loan_alone_posts(
     stored = make_ledger(bulk.settings.database_url)  # a fresh process's view
     for loan_id in loans:
         assert event_log(stored, loan_id) == event_log(serial, loan_id), loan_id
-        assert LoanView.of(stored.get_loan(loan_id)) == LoanView.of(serial.get_loan(loan_id))
+        assert balances_of(stored.get_loan(loan_id)) == balances_of(serial.get_loan(loan_id))
     assert stored.closed_through() == THROUGH
 
 

@@ -24,13 +24,14 @@ import pytest
 from sqlalchemy import select
 
 from domain.errors import ConcurrencyConflict
-from domain.loan import Loan, LoanView
+from domain.loan import Loan
 from ledger.app.application import LoanLedger, project
 from ledger.app.commands import parse_command
 from ledger.eod import BulkCloser, EndOfDayFailed
 from ledger.persistence.tables import command_log, eod_runs
 from projections.journal import trial_balance_report
 from projections.runner import ProjectionRunner
+from tests.factories import balances_of
 
 Submit = Callable[..., dict[str, Any]]
 OpenLoan = Callable[..., UUID]
@@ -351,8 +352,8 @@ def test_commands_beside_end_of_day_are_neither_lost_nor_doubled(
         # equals a replay of the events from the first
         replayed = project(None, history)
         assert replayed.last_closed_on == OPEN_DAY
-        assert LoanView.of(fresh.get_loan(loan_id)) == LoanView.of(replayed)
-        assert LoanView.of(traffic.writers[0].get_loan(loan_id)) == LoanView.of(replayed)
+        assert balances_of(fresh.get_loan(loan_id)) == balances_of(replayed)
+        assert balances_of(traffic.writers[0].get_loan(loan_id)) == balances_of(replayed)
 
     # And once the projections have caught up, the trial balance is balanced
     ProjectionRunner(fresh).catch_up()

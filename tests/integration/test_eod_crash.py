@@ -24,8 +24,8 @@ from uuid import UUID
 
 import pytest
 
-from domain.loan import LoanView
 from ledger.app.application import LoanLedger
+from tests.factories import balances_of
 from tests.integration.test_eod_bulk import THROUGH, book_varied_portfolio, event_log
 
 OpenLoan = Callable[..., UUID]
@@ -56,7 +56,7 @@ def ledger_eod(url: str, *args: str, crash: str | None = None) -> Run:
 
 
 def final_state(app: LoanLedger, loans: list[UUID]) -> dict[UUID, Any]:
-    return {loan_id: (event_log(app, loan_id), LoanView.of(app.get_loan(loan_id)))
+    return {loan_id: (event_log(app, loan_id), balances_of(app.get_loan(loan_id)))
             for loan_id in loans}
 
 
