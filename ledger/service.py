@@ -23,8 +23,9 @@ from domain.loan import Loan
 from domain.money import parse_decimal_text
 from domain.schedule import build_schedule, monthly_due_dates
 from domain.terms import LoanTerms
+from ledger import eod
 from ledger.app import views
-from ledger.app.application import EodSummary, LoanLedger
+from ledger.app.application import LoanLedger
 from ledger.app.batch import Lines, run_batch
 from ledger.app.commands import Command, parse_command
 from ledger.settings import Settings
@@ -131,25 +132,29 @@ class Ledger:
 
     # ---------------------------------------------------------------- end of day
     def days_ahead(self, through: date) -> int:
-        return self.app.days_ahead(through)
+        """How many days ``through`` lies past the open business day (negative: before it)."""
+        return eod.days_ahead(self.app, through)
 
     def check_days_ahead(self, through: date, *, confirm: bool = False) -> None:
         """Closing more than ``LEDGER_EOD_CONFIRM_DAYS`` days at once needs ``confirm``."""
-        self.app.check_days_ahead(through, confirm=confirm)
+        eod.check_days_ahead(self.app, through, confirm=confirm)
 
     def close_business_days(self, through: date, progress: Progress | None = None, *,
                             workers: int | None = None, partition: str | None = None,
-                            wait: float | None = None) -> EodSummary:
-        """End of day: close every business day up to ``through`` for every active loan."""
-        return self.app.close_business_days(through, progress, workers=workers,
-                                            partition=partition, wait=wait)
+                            wait: float | None = None,
+                            skip_if_closed: bool = False) -> eod.EodSummary:
+        """End of day: close every business day up to ``through`` for every active loan
+        (``ledger.eod.close``). A day already closed is nothing to do (a ``skipped``
+        summary); ``skip_if_closed`` checks that again once the EOD lock is held, for a
+        scheduler that waited behind another run. ``progress`` is told the loan-days closed;
+        ``partition`` is ``k/N``."""
+        return eod.close_business_days(self.app, through, progress, workers=workers,
+                                       partition=partition, wait=wait,
+                                       skip_if_closed=skip_if_closed)
 
     def count_loan_days(self, through: date, partition: str | None = None) -> int | None:
         """The loan-days a run through ``through`` will close (None when not known)."""
-        from ledger.eod import WHOLE_BOOK, Partition, count_loan_days
-
-        part = Partition.parse(partition) if partition else WHOLE_BOOK
-        return count_loan_days(self.app, through, part)
+        return eod.count_loan_days(self.app, through, eod.parse_partition(partition))
 
     # ------------------------------------------------------- projections, reports
     def projection_runner(self, projections: Sequence[Projection] | None = None,

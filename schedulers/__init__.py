@@ -1,5 +1,5 @@
-"""When end of day runs and which business date it closes (APScheduler); it calls the
-application, never the domain's rules directly."""
+"""When end of day runs and which business date it closes (APScheduler); the job calls
+``Ledger.close_business_days`` on the ledger its face hands it, never the domain directly."""
 
 from schedulers.scheduler import run_forever, start_scheduler
 

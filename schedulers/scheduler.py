@@ -3,7 +3,9 @@
 The job decides only *when* and *which business date*: at ``LEDGER_EOD_TIME`` in
 ``LEDGER_TIMEZONE`` it closes that calendar day (the day before when
 ``LEDGER_EOD_CLOSES_PREVIOUS_DAY``, for a close that runs after midnight) by calling
-``LoanLedger.close_business_days``; everything else is the application's and the domain's.
+``Ledger.close_business_days`` on the ``ledger.service.Ledger`` the face that started the
+scheduler handed it (``start_scheduler(ledger)``, ``run_forever(ledger)``); everything else is
+the service's, the use case's (``ledger.eod``) and the domain's.
 
 The job lives in the database (``scheduler_jobs``, created by alembic 0006), so a run missed
 while no scheduler was up is still due when one starts: ``coalesce`` folds every missed run
@@ -20,7 +22,7 @@ import threading
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
@@ -32,17 +34,20 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import Engine
 
 from domain.errors import ValidationError
-from ledger.app.application import EodSummary
 from ledger.persistence.tables import scheduler_jobs
 from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger.eod import EodSummary
+    from ledger.service import Ledger
 
 JOB_ID = "ledger-end-of-day"
 JOB_FUNC = "schedulers.scheduler:scheduled_end_of_day"
 log = logging.getLogger("ledger.scheduler")
 Report = Callable[[str], None]
 
-# The settings of the scheduler(s) this process runs: the stored job holds no arguments
-# (no database URL or password in a pickled row), so it finds them here.
+# The ledger (and the report function) of the scheduler this process runs: the stored job
+# holds no arguments (no database URL or password in a pickled row), so it finds them here.
 _context: dict[str, Any] = {}
 
 
@@ -95,34 +100,30 @@ def business_date_to_close(settings: Settings, now: datetime) -> date:
 
 # ---------------------------------------------------------------------- the job
 def scheduled_end_of_day() -> EodSummary:
-    """The stored job: close through the business date that is due, unless already closed."""
-    from ledger.bootstrap import build_ledger
-
-    settings: Settings = _context.get("settings") or Settings()
+    """The stored job (``JOB_FUNC``): close through the business date that is due, unless it
+    is already closed."""
+    ledger: Ledger | None = _context.get("ledger")
+    if ledger is None:
+        raise RuntimeError("the end-of-day job has no ledger: start the scheduler with"
+                           " start_scheduler(ledger) or run_forever(ledger)")
     report: Report = _context.get("report") or log.info
+    settings = ledger.settings
     through = business_date_to_close(settings, datetime.now(zone(settings)))
-    ledger = build_ledger(settings).app
-    try:
-        closed = ledger.closed_through()
-        if closed is not None and closed >= through:
-            report(f"end of day: already closed through {closed}; nothing to do")
-            return EodSummary(None, closed, 0, 0, 0.0, clock_advanced=False, skipped=True)
-        report(f"end of day: closing through {through} (closed through {closed or 'none'})")
-        from ledger.eod import run_end_of_day
-
-        summary = run_end_of_day(ledger, through, wait=settings.scheduler_lock_wait,
-                                 skip_if_closed=True)
-        if summary.skipped:
+    closed = ledger.closed_through()
+    already = closed is not None and closed >= through
+    report(f"end of day: already closed through {closed}; nothing to do" if already else
+           f"end of day: closing through {through} (closed through {closed or 'none'})")
+    summary = ledger.close_business_days(through, wait=settings.scheduler_lock_wait,
+                                         skip_if_closed=True)
+    if summary.skipped:
+        if not already:
             report(f"end of day: another run closed through {summary.closed_through}; "
                    "nothing to do")
-        else:
-            report(f"end of day: closed through {through}: {summary.loans} loans, "
-                   f"{summary.events} events in {summary.seconds:.1f}s "
-                   f"({summary.loans_per_second:,.0f} loans/s)")
-        return summary
-    finally:
-        ledger.close()
-        ledger.engine.dispose()
+    else:
+        report(f"end of day: closed through {through}: {summary.loans} loans, "
+               f"{summary.events} events in {summary.seconds:.1f}s "
+               f"({summary.loans_per_second:,.0f} loans/s)")
+    return summary
 
 
 # ---------------------------------------------------------------------- the scheduler
@@ -153,13 +154,13 @@ def ensure_job(scheduler: BackgroundScheduler, settings: Settings) -> None:
                    else upcoming)
 
 
-def start_scheduler(settings: Settings | None = None, report: Report | None = None
-                    ) -> BackgroundScheduler:
+def start_scheduler(ledger: Ledger, report: Report | None = None) -> BackgroundScheduler:
     """Start the end-of-day scheduler in this process (background threads) and return it;
-    ``ledger serve`` calls this, ``ledger scheduler run`` wraps it. Call ``shutdown()``
-    to stop it."""
-    settings = settings or Settings()
-    _context.update(settings=settings, report=report)
+    its job closes business days on ``ledger`` (one scheduler per process: a second start
+    hands the job its own ledger instead). ``run_forever`` wraps it for ``ledger scheduler
+    run``; a server starts it beside its other work. Call ``shutdown()`` to stop it."""
+    settings = ledger.settings
+    _context.update(ledger=ledger, report=report)
     scheduler = build_scheduler(settings)
     scheduler.start(paused=True)
     ensure_job(scheduler, settings)
@@ -173,13 +174,14 @@ def _report_failure(event: JobExecutionEvent, report: Report) -> None:
     report(f"end of day failed: {type(event.exception).__name__}: {event.exception}")
 
 
-def run_forever(settings: Settings | None = None, report: Report = print,
+def run_forever(ledger: Ledger, report: Report = print,
                 stop: threading.Event | None = None) -> None:
     """``ledger scheduler run``: the scheduler in the foreground until ``stop`` is set (the
-    CLI sets it on SIGINT/SIGTERM); a running end of day finishes its chunk first."""
-    settings = settings or Settings()
+    CLI sets it on SIGINT/SIGTERM); a running end of day finishes its chunk first. The
+    caller built ``ledger`` and closes it afterwards."""
+    settings = ledger.settings
     stop = stop or threading.Event()
-    scheduler = start_scheduler(settings, report)
+    scheduler = start_scheduler(ledger, report)
     job = scheduler.get_job(JOB_ID)
     report(f"scheduler: end of day daily at {settings.eod_time} {settings.timezone}; next run "
            f"{job.next_run_time.isoformat() if job and job.next_run_time else 'none'}")
@@ -187,4 +189,5 @@ def run_forever(settings: Settings | None = None, report: Report = print,
         stop.wait()
     finally:
         scheduler.shutdown(wait=True)
+        _context.clear()
         report("scheduler: stopped")
