@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 
 from domain.loan import Loan
-from ledger.app.application import LoanLedger
+from ledger.service import Ledger
 
 Submit = Callable[..., dict[str, Any]]
 OpenLoan = Callable[..., UUID]
@@ -20,7 +20,7 @@ OpenLoan = Callable[..., UUID]
 LOAN_IDS = [UUID(int=n) for n in (0xA1, 0xB2, 0xC3, 0xD4)]
 
 
-def book_portfolio(app: LoanLedger, open_loan: OpenLoan, submit: Submit) -> list[UUID]:
+def book_portfolio(app: Ledger, open_loan: OpenLoan, submit: Submit) -> list[UUID]:
     """Four loans disbursed on different days; one has a fee charged in between (its days
     before the fee are closed inline by that command); one is only approved."""
     a = open_loan(app, loan_id=str(LOAN_IDS[0]), borrower_id="B1")
@@ -37,14 +37,14 @@ def book_portfolio(app: LoanLedger, open_loan: OpenLoan, submit: Submit) -> list
     return [a, b, c]
 
 
-def event_log(app: LoanLedger, loan_id: UUID) -> list[tuple[Any, ...]]:
+def event_log(app: Ledger, loan_id: UUID) -> list[tuple[Any, ...]]:
     """A loan's events as (topic, business date, payload) — everything but timestamps."""
     return [(type(e).TOPIC, e.business_date,
              {k: v for k, v in vars(e).items() if k not in ("timestamp", "business_date")})
             for e in app.loan_history(loan_id)]
 
 
-def closed_days(app: LoanLedger, loan_id: UUID) -> Counter[date]:
+def closed_days(app: Ledger, loan_id: UUID) -> Counter[date]:
     return Counter(e.business_date for e in app.loan_history(loan_id)
                    if isinstance(e, Loan.InterestAccrued))
 
@@ -54,7 +54,7 @@ def days(first: date, last: date) -> list[date]:
 
 
 def test_end_of_day_closes_every_day_of_every_active_loan_once(
-        ledger_app: LoanLedger, open_loan: OpenLoan, submit: Submit) -> None:
+        ledger_app: Ledger, open_loan: OpenLoan, submit: Submit) -> None:
     loans = book_portfolio(ledger_app, open_loan, submit)
     disbursed = {loan_id: ledger_app.get_loan(loan_id).disbursed_on for loan_id in loans}
 
@@ -74,7 +74,7 @@ def test_end_of_day_closes_every_day_of_every_active_loan_once(
 
 
 def test_closing_in_steps_equals_closing_at_once(
-        make_database_url: Callable[[], str], make_ledger: Callable[..., LoanLedger],
+        make_database_url: Callable[[], str], make_ledger: Callable[..., Ledger],
         open_loan: OpenLoan, submit: Submit) -> None:
     stepwise, at_once = make_ledger(make_database_url()), make_ledger(make_database_url())
     loans = book_portfolio(stepwise, open_loan, submit)
@@ -89,8 +89,8 @@ def test_closing_in_steps_equals_closing_at_once(
 
 
 def test_rerunning_the_same_day_posts_nothing(
-        ledger_app: LoanLedger, open_loan: OpenLoan, submit: Submit,
-        count_events: Callable[[LoanLedger], int]) -> None:
+        ledger_app: Ledger, open_loan: OpenLoan, submit: Submit,
+        count_events: Callable[[Ledger], int]) -> None:
     book_portfolio(ledger_app, open_loan, submit)
     ledger_app.close_business_days(date(2026, 2, 20))
     before = count_events(ledger_app)
@@ -104,9 +104,9 @@ def test_rerunning_the_same_day_posts_nothing(
 
 @pytest.mark.parametrize("crash_point", ["before_writing", "before_commit", "after_commit"])
 def test_a_crash_mid_run_then_a_rerun_equals_an_uninterrupted_run(
-        make_database_url: Callable[[], str], make_ledger: Callable[..., LoanLedger],
+        make_database_url: Callable[[], str], make_ledger: Callable[..., Ledger],
         open_loan: OpenLoan, submit: Submit, monkeypatch: pytest.MonkeyPatch,
-        count_events: Callable[[LoanLedger], int], crash_point: str) -> None:
+        count_events: Callable[[Ledger], int], crash_point: str) -> None:
     through = date(2026, 3, 10)
     # Given the same portfolio on two databases, one chunk (one loan) per transaction
     uninterrupted = make_ledger(make_database_url(), eod_chunk_size=1)
@@ -143,7 +143,7 @@ def test_a_crash_mid_run_then_a_rerun_equals_an_uninterrupted_run(
     assert stored.closed_through() == uninterrupted.closed_through() == through
 
 
-def crash_in_chunk_two(app: LoanLedger, monkeypatch: pytest.MonkeyPatch,
+def crash_in_chunk_two(app: Ledger, monkeypatch: pytest.MonkeyPatch,
                        crash_point: str) -> Callable[[int], None] | None:
     """Arrange the failure; returns the progress callback to pass, if the failure is in it."""
     chunks: list[int] = []
@@ -162,7 +162,8 @@ def crash_in_chunk_two(app: LoanLedger, monkeypatch: pytest.MonkeyPatch,
 
     if crash_point == "before_commit":
         # Inside the event store's transaction, once the chunk's rows are flushed.
-        real_insert = app.recorder._insert_stored_events  # type: ignore[attr-defined]
+        recorder = app.app.recorder
+        real_insert = recorder._insert_stored_events  # type: ignore[attr-defined]
 
         def insert_then_die(*args: Any, **kwargs: Any) -> Any:
             chunks.append(1)
@@ -171,10 +172,10 @@ def crash_in_chunk_two(app: LoanLedger, monkeypatch: pytest.MonkeyPatch,
                 power_cut()
             return ids
 
-        monkeypatch.setattr(app.recorder, "_insert_stored_events", insert_then_die)
+        monkeypatch.setattr(recorder, "_insert_stored_events", insert_then_die)
         return None
 
-    real_save = app.save_many
+    real_save = app.app.save_many  # end of day's bulk save, one call per chunk
 
     def save_around_the_crash(aggregates: list[Any]) -> Any:
         chunks.append(len(aggregates))
@@ -182,13 +183,13 @@ def crash_in_chunk_two(app: LoanLedger, monkeypatch: pytest.MonkeyPatch,
             power_cut()
         return real_save(aggregates)
 
-    monkeypatch.setattr(app, "save_many", save_around_the_crash)
+    monkeypatch.setattr(app.app, "save_many", save_around_the_crash)
     return None
 
 
 def test_closing_a_day_already_closed_is_nothing_to_do(
-        ledger_app: LoanLedger, open_loan: OpenLoan, submit: Submit,
-        count_events: Callable[[LoanLedger], int]) -> None:
+        ledger_app: Ledger, open_loan: OpenLoan, submit: Submit,
+        count_events: Callable[[Ledger], int]) -> None:
     book_portfolio(ledger_app, open_loan, submit)
     ledger_app.close_business_days(date(2026, 2, 20))
     before = count_events(ledger_app)

@@ -21,16 +21,9 @@ from sqlalchemy import insert, select
 
 from domain.loan import Loan
 from domain.servicing import LoanStatus
-from ledger.app.application import LoanLedger
-from ledger.eod import (
-    BulkCloser,
-    EndOfDayRunning,
-    EodLock,
-    Partition,
-    count_active,
-    count_loan_days,
-)
+from ledger.eod import BulkCloser, EndOfDayRunning, EodLock, Partition
 from ledger.persistence.tables import eod_lock, eod_runs
+from ledger.service import Ledger
 from tests.factories import balances_of
 
 Submit = Callable[..., dict[str, Any]]
@@ -41,7 +34,7 @@ VARIED_IDS = sorted((UUID(int=_rng.getrandbits(128)) for _ in range(9)), key=str
 THROUGH = date(2026, 3, 20)
 
 
-def book_varied_portfolio(app: LoanLedger, open_loan: OpenLoan, submit: Submit) -> list[UUID]:
+def book_varied_portfolio(app: Ledger, open_loan: OpenLoan, submit: Submit) -> list[UUID]:
     """Nine loans; each line says what its borrower does (business dates before THROUGH)."""
     ids = [str(x) for x in VARIED_IDS]
     on_time = open_loan(app, loan_id=ids[0], borrower_id="B0")
@@ -75,35 +68,35 @@ def book_varied_portfolio(app: LoanLedger, open_loan: OpenLoan, submit: Submit) 
     return [UUID(x) for x in ids]
 
 
-def event_log(app: LoanLedger, loan_id: UUID) -> list[tuple[Any, ...]]:
+def event_log(app: Ledger, loan_id: UUID) -> list[tuple[Any, ...]]:
     """A loan's events as (topic, version, payload) — everything but timestamps."""
     return [(type(e).TOPIC, e.originator_version,
              {k: v for k, v in vars(e).items() if k != "timestamp"})
             for e in app.loan_history(loan_id)]
 
 
-def close_serially(app: LoanLedger, through: date) -> None:
+def close_serially(app: Ledger, through: date) -> None:
     """The reference: each active loan loaded on its own, closed, saved on its own."""
     for loan_id in app.loan_ids(LoanStatus.ACTIVE):
         loan = app.get_loan(loan_id)
         loan.close_day(through)
-        app.save(loan)
+        app.app.save(loan)
 
 
-def interest_days(app: LoanLedger, loan_id: UUID) -> Counter[date]:
+def interest_days(app: Ledger, loan_id: UUID) -> Counter[date]:
     return Counter(e.business_date for e in app.loan_history(loan_id)
                    if isinstance(e, Loan.InterestAccrued))
 
 
-def closed_loan_days(app: LoanLedger, loans: list[UUID]) -> int:
+def closed_loan_days(app: Ledger, loans: list[UUID]) -> int:
     """Loan-days closed so far: one end-of-day ``InterestAccrued`` marks each."""
     return sum(1 for loan_id in loans for e in app.loan_history(loan_id)
                if isinstance(e, Loan.InterestAccrued) and e.end_of_day)
 
 
 def test_bulk_end_of_day_posts_exactly_what_closing_each_loan_alone_posts(
-        make_database_url: Callable[[], str], make_ledger: Callable[..., LoanLedger],
-        open_loan: OpenLoan, submit: Submit, count_events: Callable[[LoanLedger], int]) -> None:
+        make_database_url: Callable[[], str], make_ledger: Callable[..., Ledger],
+        open_loan: OpenLoan, submit: Submit, count_events: Callable[[Ledger], int]) -> None:
     # Given the same varied portfolio on two databases
     bulk = make_ledger(make_database_url(), eod_chunk_size=4)
     serial = make_ledger(make_database_url())
@@ -126,13 +119,13 @@ def test_bulk_end_of_day_posts_exactly_what_closing_each_loan_alone_posts(
 
 
 def test_each_chunk_loads_at_most_chunk_size_loans_and_commits_on_its_own(
-        ledger_app: LoanLedger, make_ledger: Callable[..., LoanLedger], open_loan: OpenLoan,
+        ledger_app: Ledger, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
         submit: Submit, monkeypatch: pytest.MonkeyPatch) -> None:
     book_varied_portfolio(ledger_app, open_loan, submit)
     app = make_ledger(ledger_app.settings.database_url, eod_chunk_size=2)
     loaded: list[int] = []
     saves: list[int] = []
-    real_load, real_save = BulkCloser.load, app.save_many
+    real_load, real_save = BulkCloser.load, app.app.save_many
 
     def counting_load(self: BulkCloser, ids: list[UUID]) -> dict[UUID, Loan]:
         loaded.append(len(ids))
@@ -143,7 +136,7 @@ def test_each_chunk_loads_at_most_chunk_size_loans_and_commits_on_its_own(
         return real_save(aggregates)
 
     monkeypatch.setattr(BulkCloser, "load", counting_load)
-    monkeypatch.setattr(app, "save_many", counting_save)
+    monkeypatch.setattr(app.app, "save_many", counting_save)
 
     # When seven active loans are closed in chunks of two
     app.close_business_days(THROUGH)
@@ -155,7 +148,7 @@ def test_each_chunk_loads_at_most_chunk_size_loans_and_commits_on_its_own(
 
 
 def test_a_late_run_catches_up_every_missing_day_in_order(
-        ledger_app: LoanLedger, open_loan: OpenLoan, submit: Submit) -> None:
+        ledger_app: Ledger, open_loan: OpenLoan, submit: Submit) -> None:
     # Given a book closed through 10 March, then five days without end of day
     loans = book_varied_portfolio(ledger_app, open_loan, submit)
     ledger_app.close_business_days(date(2026, 3, 10))
@@ -179,7 +172,7 @@ def test_a_late_run_catches_up_every_missing_day_in_order(
 
 
 def test_partitions_closed_one_by_one_equal_a_single_run_and_move_the_clock_last(
-        make_database_url: Callable[[], str], make_ledger: Callable[..., LoanLedger],
+        make_database_url: Callable[[], str], make_ledger: Callable[..., Ledger],
         open_loan: OpenLoan, submit: Submit) -> None:
     single, split = make_ledger(make_database_url()), make_ledger(make_database_url())
     loans = book_varied_portfolio(single, open_loan, submit)
@@ -200,7 +193,7 @@ def test_partitions_closed_one_by_one_equal_a_single_run_and_move_the_clock_last
 
 
 def test_two_local_workers_equal_a_single_run(
-        make_database_url: Callable[[], str], make_ledger: Callable[..., LoanLedger],
+        make_database_url: Callable[[], str], make_ledger: Callable[..., Ledger],
         open_loan: OpenLoan, submit: Submit) -> None:
     single, parallel = make_ledger(make_database_url()), make_ledger(make_database_url())
     loans = book_varied_portfolio(single, open_loan, submit)
@@ -220,10 +213,10 @@ def test_two_local_workers_equal_a_single_run(
 
 
 def test_progress_counts_loan_days_and_their_total_is_known_once_the_clock_is_set(
-        ledger_app: LoanLedger, open_loan: OpenLoan, submit: Submit) -> None:
+        ledger_app: Ledger, open_loan: OpenLoan, submit: Submit) -> None:
     loans = book_varied_portfolio(ledger_app, open_loan, submit)
     # Before the first end of day each loan closes from its own disbursement: no total
-    assert count_loan_days(ledger_app, date(2026, 3, 10)) is None
+    assert ledger_app.count_loan_days(date(2026, 3, 10)) is None
     before = closed_loan_days(ledger_app, loans)  # commands' inline catch-up closed some
     first: list[int] = []
     summary = ledger_app.close_business_days(date(2026, 3, 10), first.append)
@@ -234,24 +227,24 @@ def test_progress_counts_loan_days_and_their_total_is_known_once_the_clock_is_se
     # Once the clock is set the total is active loans × days. This book was booked ahead of
     # the clock before its first close (a loan disbursed on 18 March closes nothing yet, the
     # one restructured on 12 March has closed 11 March already), so here it overcounts 6
-    expected = count_loan_days(ledger_app, date(2026, 3, 15))
-    assert expected == count_active(ledger_app) * 5
+    expected = ledger_app.count_loan_days(date(2026, 3, 15))
+    assert expected == len(ledger_app.loan_ids(LoanStatus.ACTIVE)) * 5
     before = closed_loan_days(ledger_app, loans)
     second: list[int] = []
     ledger_app.close_business_days(date(2026, 3, 15), second.append)
     assert sum(second) == closed_loan_days(ledger_app, loans) - before == expected - 6
-    assert count_loan_days(ledger_app, date(2026, 3, 15)) == 0
+    assert ledger_app.count_loan_days(date(2026, 3, 15)) == 0
 
 
 def test_the_loan_days_total_is_exact_for_a_book_at_the_clock(
-        ledger_app: LoanLedger, open_loan: OpenLoan) -> None:
+        ledger_app: Ledger, open_loan: OpenLoan) -> None:
     # Given three loans closed through 31 January
     for n in range(3):
         open_loan(ledger_app, borrower_id=f"B{n}")
     ledger_app.close_business_days(date(2026, 1, 31))
 
     # When end of day catches up three days, then the total was exactly what it closed
-    assert count_loan_days(ledger_app, date(2026, 2, 3)) == 3 * 3
+    assert ledger_app.count_loan_days(date(2026, 2, 3)) == 3 * 3
     progress: list[int] = []
     summary = ledger_app.close_business_days(date(2026, 2, 3), progress.append)
     assert sum(progress) == summary.loan_days == 9
@@ -269,8 +262,8 @@ def test_partition_ranges_cover_the_id_space_without_overlap() -> None:
 
 
 def test_a_second_end_of_day_is_refused_while_one_runs_and_changes_nothing(
-        ledger_app: LoanLedger, make_ledger: Callable[..., LoanLedger], open_loan: OpenLoan,
-        submit: Submit, count_events: Callable[[LoanLedger], int]) -> None:
+        ledger_app: Ledger, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
+        submit: Submit, count_events: Callable[[Ledger], int]) -> None:
     book_varied_portfolio(ledger_app, open_loan, submit)
     before = count_events(ledger_app)
     other = make_ledger(ledger_app.settings.database_url)  # another process, as the DB sees it
@@ -294,7 +287,7 @@ def test_a_second_end_of_day_is_refused_while_one_runs_and_changes_nothing(
 
 
 def test_partition_runs_of_different_partitions_may_hold_the_lock_together(
-        ledger_app: LoanLedger) -> None:
+        ledger_app: Ledger) -> None:
     if ledger_app.engine.dialect.name != "postgresql":
         pytest.skip("SQLite serializes every end of day on one lock row")
     with EodLock(ledger_app.engine, Partition(1, 2)) as first:
@@ -307,7 +300,7 @@ def test_partition_runs_of_different_partitions_may_hold_the_lock_together(
                 EodLock(ledger_app.engine).acquire()
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over(ledger_app: LoanLedger) -> None:
+def test_a_lock_left_by_a_dead_process_is_taken_over(ledger_app: Ledger) -> None:
     if ledger_app.engine.dialect.name == "postgresql":
         pytest.skip("PostgreSQL releases advisory locks of a dead session by itself")
     import socket
@@ -327,7 +320,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(ledger_app: LoanLedger) -> 
     assert [tuple(r) for r in runs] == [("done", "1/1")]
 
 
-def test_every_run_is_recorded(ledger_app: LoanLedger, open_loan: OpenLoan,
+def test_every_run_is_recorded(ledger_app: Ledger, open_loan: OpenLoan,
                                submit: Submit) -> None:
     book_varied_portfolio(ledger_app, open_loan, submit)
     ledger_app.close_business_days(date(2026, 3, 1))

@@ -25,12 +25,12 @@ from sqlalchemy import select
 
 from domain.errors import ConcurrencyConflict
 from domain.loan import Loan
-from ledger.app.application import LoanLedger, project
+from ledger.app.application import project
 from ledger.app.commands import parse_command
 from ledger.eod import BulkCloser, EndOfDayFailed
 from ledger.persistence.tables import command_log, eod_runs
+from ledger.service import Ledger
 from projections.journal import trial_balance_report
-from projections.runner import ProjectionRunner
 from tests.factories import balances_of
 
 Submit = Callable[..., dict[str, Any]]
@@ -41,7 +41,7 @@ OPEN_DAY = date(2026, 2, 1)
 DISBURSED = date(2026, 1, 10)  # open_loan's default
 
 
-def book(app: LoanLedger, open_loan: OpenLoan, loans: int) -> list[UUID]:
+def book(app: Ledger, open_loan: OpenLoan, loans: int) -> list[UUID]:
     """Given ``loans`` active loans closed through 31 January, in loan-id order."""
     ids = [open_loan(app, borrower_id=f"B{n}") for n in range(loans)]
     app.close_business_days(CLOSED)
@@ -49,7 +49,7 @@ def book(app: LoanLedger, open_loan: OpenLoan, loans: int) -> list[UUID]:
     return sorted(ids, key=str)
 
 
-def end_of_day_days(app: LoanLedger, loan_id: UUID) -> Counter[date]:
+def end_of_day_days(app: Ledger, loan_id: UUID) -> Counter[date]:
     """How many end-of-day ``InterestAccrued`` the loan has for each business day."""
     return Counter(e.business_date for e in app.loan_history(loan_id)
                    if isinstance(e, Loan.InterestAccrued) and e.end_of_day)
@@ -59,7 +59,7 @@ def every_day(first: date, last: date) -> Counter[date]:
     return Counter(first + timedelta(days=n) for n in range((last - first).days + 1))
 
 
-def topics(app: LoanLedger, loan_id: UUID) -> list[str]:
+def topics(app: Ledger, loan_id: UUID) -> list[str]:
     return [type(e).__name__ for e in app.loan_history(loan_id)]
 
 
@@ -67,10 +67,10 @@ class SaveSpy:
     """Records the loans of every ``save_many`` of end of day; ``before(ids)`` runs first —
     the place to stage another writer's command."""
 
-    def __init__(self, app: LoanLedger, monkeypatch: pytest.MonkeyPatch,
+    def __init__(self, app: Ledger, monkeypatch: pytest.MonkeyPatch,
                  before: Callable[[list[UUID]], None] = lambda ids: None) -> None:
         self.saves: list[list[UUID]] = []
-        real = app.save_many
+        real = app.app.save_many
 
         def save_many(aggregates: list[Any]) -> Any:
             ids = [a.id for a in aggregates]
@@ -78,12 +78,12 @@ class SaveSpy:
             before(ids)
             return real(aggregates)
 
-        monkeypatch.setattr(app, "save_many", save_many)
+        monkeypatch.setattr(app.app, "save_many", save_many)
 
 
 # ------------------------------------------------------------------ staged conflicts
 def test_a_command_between_load_and_save_re_decides_only_its_loan(
-        database_url: str, make_ledger: Callable[..., LoanLedger], open_loan: OpenLoan,
+        database_url: str, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
         submit: Submit, monkeypatch: pytest.MonkeyPatch) -> None:
     app = make_ledger(database_url, eod_chunk_size=4)
     loans = book(app, open_loan, 4)
@@ -121,7 +121,7 @@ def test_a_command_between_load_and_save_re_decides_only_its_loan(
 
 
 def test_a_loan_that_keeps_moving_is_set_aside_and_closed_on_its_own(
-        database_url: str, make_ledger: Callable[..., LoanLedger], open_loan: OpenLoan,
+        database_url: str, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
         submit: Submit, monkeypatch: pytest.MonkeyPatch) -> None:
     app = make_ledger(database_url, eod_chunk_size=4, command_retries=3)
     loans = book(app, open_loan, 4)
@@ -152,7 +152,7 @@ def test_a_loan_that_keeps_moving_is_set_aside_and_closed_on_its_own(
 
 
 def test_a_loan_that_moves_under_every_attempt_fails_the_run_naming_it(
-        database_url: str, make_ledger: Callable[..., LoanLedger], open_loan: OpenLoan,
+        database_url: str, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
         submit: Submit, monkeypatch: pytest.MonkeyPatch) -> None:
     app = make_ledger(database_url, eod_chunk_size=4, command_retries=2)
     loans = book(app, open_loan, 4)
@@ -188,7 +188,7 @@ def test_a_loan_that_moves_under_every_attempt_fails_the_run_naming_it(
 
 
 def test_snapshot_failures_after_the_commit_never_fail_the_run(
-        database_url: str, make_ledger: Callable[..., LoanLedger], open_loan: OpenLoan,
+        database_url: str, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
         monkeypatch: pytest.MonkeyPatch) -> None:
     app = make_ledger(database_url, eod_chunk_size=2, eod_snapshot_after=1)
     loans = book(app, open_loan, 3)
@@ -198,7 +198,7 @@ def test_snapshot_failures_after_the_commit_never_fail_the_run(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(app, "_take_snapshots", broken)
+    monkeypatch.setattr(app.app, "_take_snapshots", broken)
     monkeypatch.setattr(BulkCloser, "_snapshot", broken)
 
     # When end of day runs, then it finishes and every loan's day is recorded once
@@ -217,9 +217,9 @@ WAIT = 30.0  # seconds: a bound for a wait that normally takes milliseconds
 
 class Traffic:
     """Integrations sending repayments and fees (business date omitted: the open day), each
-    thread through its own LoanLedger, aimed at the chunk end of day is closing right now."""
+    thread through its own Ledger, aimed at the chunk end of day is closing right now."""
 
-    def __init__(self, writers: list[LoanLedger], loans: list[UUID]) -> None:
+    def __init__(self, writers: list[Ledger], loans: list[UUID]) -> None:
         self.writers = writers
         self.aim = list(loans)
         self.changed: set[UUID] = set()  # loans a command committed on since the last aim()
@@ -272,8 +272,8 @@ class Traffic:
 
 
 def test_commands_beside_end_of_day_are_neither_lost_nor_doubled(
-        database_url: str, make_ledger: Callable[..., LoanLedger], open_loan: OpenLoan,
-        count_commands: Callable[[LoanLedger], int], monkeypatch: pytest.MonkeyPatch) -> None:
+        database_url: str, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
+        count_commands: Callable[[Ledger], int], monkeypatch: pytest.MonkeyPatch) -> None:
     # Writers aim at the very loans being closed, as fast as they can: more retries than
     # the default, so the run meets the set-aside path but does not give up on a loan.
     eod = make_ledger(database_url, eod_chunk_size=4, eod_snapshot_after=1,
@@ -356,6 +356,6 @@ def test_commands_beside_end_of_day_are_neither_lost_nor_doubled(
         assert balances_of(traffic.writers[0].get_loan(loan_id)) == balances_of(replayed)
 
     # And once the projections have caught up, the trial balance is balanced
-    ProjectionRunner(fresh).catch_up()
+    fresh.catch_up()
     with fresh.engine.connect() as conn:
         assert trial_balance_report(conn).totals["balanced"] is True

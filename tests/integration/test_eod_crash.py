@@ -24,7 +24,7 @@ from uuid import UUID
 
 import pytest
 
-from ledger.app.application import LoanLedger
+from ledger.service import Ledger
 from tests.factories import balances_of
 from tests.integration.test_eod_bulk import THROUGH, book_varied_portfolio, event_log
 
@@ -55,7 +55,7 @@ def ledger_eod(url: str, *args: str, crash: str | None = None) -> Run:
     return Run(proc.returncode, proc.stdout + proc.stderr)
 
 
-def final_state(app: LoanLedger, loans: list[UUID]) -> dict[UUID, Any]:
+def final_state(app: Ledger, loans: list[UUID]) -> dict[UUID, Any]:
     return {loan_id: (event_log(app, loan_id), balances_of(app.get_loan(loan_id)))
             for loan_id in loans}
 
@@ -64,7 +64,7 @@ _uninterrupted: dict[str, Any] = {}
 
 
 def uninterrupted_state(backend: str, make_database_url: Callable[[], str],
-                        make_ledger: Callable[..., LoanLedger], open_loan: OpenLoan,
+                        make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
                         submit: Submit) -> Any:
     """The final state of an uninterrupted `ledger eod` (computed once per backend: the loan
     ids are fixed, so it compares across databases)."""
@@ -86,7 +86,7 @@ CLOSED_AT_KILL = {"eod.before_write:2": 2, "eod.before_commit:1": 0, "eod.before
 @pytest.mark.parametrize("crash", list(CLOSED_AT_KILL))
 def test_a_killed_end_of_day_rerun_equals_an_uninterrupted_one(
         backend: str, make_database_url: Callable[[], str],
-        make_ledger: Callable[..., LoanLedger], open_loan: OpenLoan, submit: Submit,
+        make_ledger: Callable[..., Ledger], open_loan: OpenLoan, submit: Submit,
         crash: str) -> None:
     # Given the same portfolio as an uninterrupted run closed
     calm = uninterrupted_state(backend, make_database_url, make_ledger, open_loan, submit)
@@ -116,7 +116,7 @@ def test_a_killed_end_of_day_rerun_equals_an_uninterrupted_one(
 
 def test_a_worker_killed_mid_run_fails_the_run_and_a_rerun_completes_it(
         backend: str, make_database_url: Callable[[], str],
-        make_ledger: Callable[..., LoanLedger], open_loan: OpenLoan, submit: Submit) -> None:
+        make_ledger: Callable[..., Ledger], open_loan: OpenLoan, submit: Submit) -> None:
     calm = uninterrupted_state(backend, make_database_url, make_ledger, open_loan, submit)
     crashed_url = make_database_url()
     app = make_ledger(crashed_url)

@@ -1,10 +1,11 @@
 """The end-of-day scheduler: when it runs, which day it closes, and that each business day is
 closed exactly once however many schedulers run and however long they were down.
 
-Schedulers here are real APScheduler BackgroundSchedulers, each with its own engine, on the
-test's database; the job store row is made due by storing the job with a past run time, as a
-scheduler that was down over its run time would have left it. Tests wait for the job's
-completion events, never for a time.
+Schedulers here are real APScheduler BackgroundSchedulers, each with its own job store engine,
+on the test's database, started on a ``ledger.service.Ledger`` built through the composition
+root (as ``ledger scheduler run`` does); the job store row is made due by storing the job with
+a past run time, as a scheduler that was down over its run time would have left it. Tests wait
+for the job's completion events, never for a time.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import inspect
 
 from domain.loan import Loan
-from ledger.app.application import LoanLedger
+from ledger.service import Ledger
 from ledger.settings import InvalidSetting, Settings, load_settings
 from schedulers import scheduler as sched
 
@@ -35,12 +36,17 @@ def settings_for(url: str, **overrides: Any) -> Settings:
     return Settings(database_url=url, timezone=ZONE, eod_time="00:00", **overrides)
 
 
+def scheduling_ledger(make_ledger: Callable[..., Ledger], url: str) -> Ledger:
+    """A ledger whose scheduler closes the day at midnight in Shanghai."""
+    return make_ledger(url, timezone=ZONE, eod_time="00:00")
+
+
 def local_today() -> date:
     return datetime.now(sched.ZoneInfo(ZONE)).date()
 
 
 @pytest.fixture
-def book(ledger_app: LoanLedger, open_loan: OpenLoan) -> list[UUID]:
+def book(ledger_app: Ledger, open_loan: OpenLoan) -> list[UUID]:
     """Three loans disbursed 3, 6 and 10 days ago (in the bank's timezone)."""
     today = local_today()
     loans = []
@@ -54,7 +60,7 @@ def book(ledger_app: LoanLedger, open_loan: OpenLoan) -> list[UUID]:
 
 
 @pytest.fixture
-def due_job(ledger_app: LoanLedger) -> Iterator[Callable[[datetime], None]]:
+def due_job(ledger_app: Ledger) -> Iterator[Callable[[datetime], None]]:
     """``due_job(when)``: store the end-of-day job as if its last missed run time was
     ``when`` (a scheduler was down since)."""
 
@@ -78,11 +84,11 @@ def due_job(ledger_app: LoanLedger) -> Iterator[Callable[[datetime], None]]:
 class Watched:
     """A started scheduler whose job completions are counted."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self.executed = 0
         self.errors: list[BaseException] = []
         self.done = threading.Event()
-        self.scheduler = sched.start_scheduler(settings, report=lambda _: None)
+        self.scheduler = sched.start_scheduler(ledger, report=lambda _: None)
         self.scheduler.add_listener(self._seen, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
 
     def _seen(self, event: Any) -> None:
@@ -93,13 +99,13 @@ class Watched:
         self.done.set()
 
 
-def closed_days(app: LoanLedger, loan_id: UUID) -> Counter[date]:
+def closed_days(app: Ledger, loan_id: UUID) -> Counter[date]:
     return Counter(e.business_date for e in app.loan_history(loan_id)
                    if isinstance(e, Loan.InterestAccrued) and e.end_of_day)
 
 
 def test_a_run_missed_while_down_is_caught_up_once_on_start(
-        ledger_app: LoanLedger, make_ledger: Callable[..., LoanLedger], book: list[UUID],
+        ledger_app: Ledger, make_ledger: Callable[..., Ledger], book: list[UUID],
         due_job: Callable[[datetime], None]) -> None:
     today = local_today()
     # Given a ledger closed through five days ago, and a scheduler that was down since its
@@ -108,7 +114,7 @@ def test_a_run_missed_while_down_is_caught_up_once_on_start(
     due_job(datetime.now(UTC) - timedelta(days=3))
 
     # When a scheduler starts
-    watched = Watched(settings_for(ledger_app.settings.database_url))
+    watched = Watched(scheduling_ledger(make_ledger, ledger_app.settings.database_url))
     assert watched.done.wait(120), "the missed run did not start"
     watched.scheduler.shutdown(wait=True)
 
@@ -132,15 +138,18 @@ def test_a_run_missed_while_down_is_caught_up_once_on_start(
 
 
 def test_two_schedulers_started_together_close_each_day_exactly_once(
-        ledger_app: LoanLedger, make_ledger: Callable[..., LoanLedger], book: list[UUID],
+        ledger_app: Ledger, make_ledger: Callable[..., Ledger], book: list[UUID],
         due_job: Callable[[datetime], None]) -> None:
     today = local_today()
     # Given a due end-of-day job
     due_job(datetime.now(UTC) - timedelta(hours=1))
 
-    # When two schedulers (separate engines, as two processes would have) start together
-    settings = settings_for(ledger_app.settings.database_url)
-    first, second = Watched(settings), Watched(settings)
+    # When two schedulers (separate job stores, as two processes would have) start together;
+    # in one process their jobs share the ledger started last (the stored job holds no
+    # arguments, so it finds its ledger in the module), each run under its own EOD lock
+    url = ledger_app.settings.database_url
+    first = Watched(scheduling_ledger(make_ledger, url))
+    second = Watched(scheduling_ledger(make_ledger, url))
     assert first.done.wait(120) or second.done.wait(120), "no scheduler ran the job"
     for watched in (first, second):
         watched.scheduler.shutdown(wait=True)  # waits for a run in progress
@@ -157,10 +166,10 @@ def test_two_schedulers_started_together_close_each_day_exactly_once(
 
 
 def test_two_runs_fired_at_the_same_moment_close_the_day_once(
-        ledger_app: LoanLedger, make_ledger: Callable[..., LoanLedger], book: list[UUID],
-        count_events: Callable[[LoanLedger], int]) -> None:
+        ledger_app: Ledger, make_ledger: Callable[..., Ledger], book: list[UUID],
+        count_events: Callable[[Ledger], int]) -> None:
     # Given two schedulers whose jobs fire at the same instant
-    sched._context.update(settings=settings_for(ledger_app.settings.database_url),
+    sched._context.update(ledger=scheduling_ledger(make_ledger, ledger_app.settings.database_url),
                           report=lambda _: None)
     start = threading.Barrier(2)
     results: list[Any] = []
@@ -210,7 +219,7 @@ def test_the_trigger_fires_daily_at_the_local_time() -> None:
     assert fire.isoformat() == "2026-03-06T22:30:00+08:00"
 
 
-def test_the_job_store_table_is_the_one_apscheduler_defines(ledger_app: LoanLedger) -> None:
+def test_the_job_store_table_is_the_one_apscheduler_defines(ledger_app: Ledger) -> None:
     theirs = SQLAlchemyJobStore(engine=ledger_app.engine, tablename="scheduler_jobs").jobs_t
     inspector = inspect(ledger_app.engine)
     ours = {c["name"]: c for c in inspector.get_columns("scheduler_jobs")}
