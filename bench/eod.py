@@ -11,8 +11,9 @@ disbursed ``--age`` days before the bench day and closed through the day before 
 ``Loan.close_day``; their encoded events are then replicated under fresh uuid4 loan ids and
 inserted through the application's recorder in large batches (with the loan directory rows).
 
-Then each bench day runs ``run_end_of_day`` in a fresh child process (so its peak RSS is the
-EOD's own, not the seeding's) and reports loans/s, events/s and peak RSS. In the same run the
+Then each bench day runs ``Ledger.close_business_days`` (the ledger built by
+``ledger.bootstrap``, as the CLI builds it) in a fresh child process, so its peak RSS is the
+EOD's own, not the seeding's, and reports loans/s, events/s and peak RSS. In the same run the
 raw PostgreSQL COPY rate is measured: the rows that day's EOD appended are COPYed (psycopg2
 ``copy_expert``, text format) into a scratch table shaped like ``ledger_events`` (same columns,
 same unique index), and the EOD's events/s is printed as a ratio of it.
@@ -41,7 +42,7 @@ from sqlalchemy.engine import make_url
 
 from domain.loan import Loan
 from domain.terms import LoanTerms
-from ledger.app.application import LoanLedger
+from ledger.bootstrap import build_ledger
 from ledger.persistence import migrations
 from ledger.persistence.tables import ledger_clock, loan_directory
 from ledger.settings import Settings
@@ -80,7 +81,8 @@ def templates(settings: Settings, count: int, age: int, rng: random.Random) -> l
 def seed(url: str, loans: int, age: int, batch: int) -> float:
     started = time.perf_counter()
     settings = Settings(database_url=url)
-    app = LoanLedger(settings)
+    ledger = build_ledger(settings)
+    app = ledger.app  # the event store itself: events are inserted through its recorder
     rng = random.Random(7)
     models = templates(settings, 48, age, rng)
     encoded = []
@@ -110,8 +112,7 @@ def seed(url: str, loans: int, age: int, batch: int) -> float:
         session.execute(insert(ledger_clock).values(id=1,
                                                     closed_through=BENCH_DAY - timedelta(days=1)))
     print()
-    app.close()
-    app.engine.dispose()
+    ledger.close()
     with create_engine(url).connect() as conn:
         conn.execute(text("ANALYZE"))
         conn.commit()
@@ -119,9 +120,7 @@ def seed(url: str, loans: int, age: int, batch: int) -> float:
 
 
 def eod_child(url: str, through: date, options: dict[str, Any], results: Any) -> None:
-    from ledger.eod import run_end_of_day
-
-    app = LoanLedger(Settings(database_url=url, **options["settings"]))
+    ledger = build_ledger(Settings(database_url=url, **options["settings"]))
     if options.get("profile"):
         import cProfile
         import pstats
@@ -129,7 +128,7 @@ def eod_child(url: str, through: date, options: dict[str, Any], results: Any) ->
         profiler = cProfile.Profile()
         profiler.enable()
     cpu_before = _cpu_seconds()
-    summary = run_end_of_day(app, through, workers=options["workers"])
+    summary = ledger.close_business_days(through, workers=options["workers"])
     cpu = _cpu_seconds() - cpu_before
     if options.get("profile"):
         profiler.disable()
