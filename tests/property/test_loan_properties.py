@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from domain.allocation import Component
 from domain.daycount import DayCount
 from domain.errors import InvariantViolated, LedgerError
-from domain.loan import Loan
-from domain.servicing import LoanStatus, RestructureKind
+from domain.loan import Loan, LoanStatus, RestructureKind
 from domain.terms import PrepaymentOption, ProductTerms
 from tests.factories import active_loan, make_terms, of_type, replay, state_of
 

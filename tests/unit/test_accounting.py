@@ -36,8 +36,7 @@ from domain.accounting import (
     check_balanced,
     postings_for,
 )
-from domain.loan import Loan
-from domain.servicing import LoanStatus, RestructureKind
+from domain.loan import Loan, LoanStatus, RestructureKind
 from tests.factories import active_loan, catch_up_and, of_type, pay
 
 D = Decimal

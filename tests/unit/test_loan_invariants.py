@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 
-import domain.loan as loan_module
+import domain.loan.aggregate as loan_module
 from domain.allocation import Allocation, AllocationLine, DueItem, Waterfall, allocate
 from domain.errors import InvalidAmount, InvariantViolated, LedgerError
-from domain.loan import Loan
+from domain.loan import Loan, RestructureKind
 from domain.money import Currency
 from domain.schedule import Installment
-from domain.servicing import RestructureKind
 from tests.factories import (
     FIRST_DUE,
     active_loan,

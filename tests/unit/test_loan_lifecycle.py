@@ -24,8 +24,7 @@ from domain.errors import (
     UnknownMethod,
     ValidationError,
 )
-from domain.loan import Loan
-from domain.servicing import LoanStatus
+from domain.loan import Loan, LoanStatus
 from domain.terms import LoanTerms, ProductTerms
 from tests.factories import (
     APPLIED_ON,

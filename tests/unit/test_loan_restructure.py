@@ -10,8 +10,7 @@ import pytest
 
 from domain.allocation import Component
 from domain.errors import InvalidTerm, LoanNotActive, RateAboveCap
-from domain.loan import Loan
-from domain.servicing import LoanStatus, RestructureKind
+from domain.loan import Loan, LoanStatus, RestructureKind
 from domain.terms import ProductTerms
 from tests.factories import FIRST_DUE, active_loan, catch_up_and, of_type, pay, replay, state_of
 

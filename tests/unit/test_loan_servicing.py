@@ -15,9 +15,8 @@ from domain.errors import (
     OverpaymentNotAllowed,
     ValidationError,
 )
-from domain.loan import Loan
+from domain.loan import Loan, LoanStatus
 from domain.money import CALC
-from domain.servicing import LoanStatus
 from domain.terms import PrepaymentOption, ProductTerms
 from tests.factories import (
     FIRST_DUE,

@@ -37,9 +37,7 @@ from domain.errors import (
     OverpaymentNotAllowed,
     ValidationError,
 )
-from domain.money import CALC, Currency
-from domain.schedule import AmortizationMethod, Installment, build_schedule, monthly_due_dates
-from domain.servicing import (
+from domain.loan.state import (
     CAPITALIZED,
     RESTRUCTURED,
     WRITTEN_OFF,
@@ -48,6 +46,8 @@ from domain.servicing import (
     LoanStatus,
     RestructureKind,
 )
+from domain.money import CALC, Currency
+from domain.schedule import AmortizationMethod, Installment, build_schedule, monthly_due_dates
 from domain.terms import LoanTerms, PrepaymentOption, check_rate
 
 ZERO = Decimal(0)
