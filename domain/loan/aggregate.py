@@ -28,7 +28,6 @@ from domain.delinquency import (
 )
 from domain.errors import (
     CurrencyMismatch,
-    InvalidAmount,
     InvalidDate,
     InvalidTerm,
     InvalidTransition,
@@ -37,8 +36,16 @@ from domain.errors import (
     OverpaymentNotAllowed,
     ValidationError,
 )
+from domain.loan.invariants import (
+    check_allocation,
+    check_balance_limit,
+    check_not_negative,
+    check_sum,
+    schedule_principal,
+)
 from domain.loan.state import (
     CAPITALIZED,
+    COMPONENTS,
     RESTRUCTURED,
     WRITTEN_OFF,
     InstallmentState,
@@ -53,61 +60,11 @@ from domain.terms import LoanTerms, PrepaymentOption, check_rate
 ZERO = Decimal(0)
 ONE_DAY = timedelta(days=1)
 CLASS_KEYS = ("bucket", "category", "stage")
-COMPONENTS = tuple(c.value for c in Component)  # iterating an Enum is slow; every load does it
 PERFORMING = classify(0).as_dict()  # copied by every new loan
 
 
 def _schedule_dicts(installments: list[Installment]) -> list[dict[str, Any]]:
     return [i.as_dict() for i in installments]
-
-
-# ------------------------------------------------------------------ invariants
-# The domain's last word before an event is recorded: its parts are not negative and add up to
-# its total. Breaking one is a bug (never input), so the command raises ``InvariantViolated``
-# before ``trigger_event`` and nothing is recorded. Only the once-a-day events of end of day
-# (InterestAccrued, InstallmentFellDue) are checked inline, with a comparison or two; the rest
-# run once per command.
-
-
-def _check_not_negative(event: str, parts: dict[str, Decimal]) -> None:
-    for name, value in parts.items():
-        if value < 0:
-            raise InvariantViolated(f"{event}: {name} {value} is negative", field=name,
-                                    rule="non_negative")
-
-
-def _check_sum(event: str, total_name: str, total: Decimal, parts: dict[str, Decimal]) -> None:
-    """``parts`` (named as in the event) must add up to the event's ``total``."""
-    added = sum(parts.values(), ZERO)
-    if added != total:
-        listed = " + ".join(f"{name} {value}" for name, value in parts.items())
-        raise InvariantViolated(f"{event}: {listed} = {added}, not {total_name} {total}",
-                                field=total_name, rule="parts_sum_to_total")
-
-
-def _schedule_principal(schedule: list[Installment]) -> dict[str, Decimal]:
-    return {"schedule principal": sum((i.principal for i in schedule), ZERO)}
-
-
-def _check_allocation(event: str, amount: Decimal, allocation: dict[str, Any],
-                      rest: dict[str, Decimal]) -> None:
-    """A repayment's stored allocation: its lines add up to its per-component totals, its
-    remainder is ``rest`` (accrued interest paid, prepaid principal, overpayment), and the
-    components plus ``rest`` are the amount received; no part is negative."""
-    by_component = dict.fromkeys(COMPONENTS, ZERO)
-    for line in allocation["lines"]:
-        value = Decimal(line["amount"])
-        if value < 0:
-            raise InvariantViolated(
-                f"{event}: allocation line {line['component']} {value} is negative",
-                field="allocation", rule="non_negative")
-        by_component[line["component"]] += value
-    totals = {c: Decimal(allocation[c]) for c in COMPONENTS}
-    for c in COMPONENTS:
-        _check_sum(event, f"allocation {c}", totals[c], {f"{c} lines": by_component[c]})
-    _check_not_negative(event, rest)
-    _check_sum(event, "allocation remainder", Decimal(allocation["remainder"]), rest)
-    _check_sum(event, "amount", amount, {f"allocated {c}": totals[c] for c in COMPONENTS} | rest)
 
 
 class Loan(Aggregate):
@@ -597,7 +554,7 @@ class Loan(Aggregate):
             first_due=first_due, currency=terms.money_currency,
             rounding=terms.product.rounding,
         )
-        _check_sum("Disbursed", "amount", terms.principal, _schedule_principal(schedule))
+        check_sum("Disbursed", "amount", terms.principal, schedule_principal(schedule))
         self.trigger_event(self.Disbursed, business_date=business_date, amount=terms.principal,
                            first_due=first_due, schedule=_schedule_dicts(schedule))
 
@@ -653,7 +610,7 @@ class Loan(Aggregate):
             principal = self.principal_not_due if is_last else min(inst.principal,
                                                                     self.principal_not_due)
             if principal < 0 or self.interest_accrued < 0:
-                _check_not_negative("InstallmentFellDue", {
+                check_not_negative("InstallmentFellDue", {
                     "principal": principal, "interest": self.interest_accrued})
             self.trigger_event(self.InstallmentFellDue, business_date=day, number=inst.number,
                                due_date=inst.due_date, principal=principal,
@@ -740,13 +697,13 @@ class Loan(Aggregate):
             if prepaid:
                 rebuilt = self._rebuilt_schedule(business_date, self.principal_not_due - prepaid,
                                                  terms.product.prepayment)
-                _check_sum("RepaymentReceived", "principal not due after the prepayment",
-                           self.principal_not_due - prepaid, _schedule_principal(rebuilt))
+                check_sum("RepaymentReceived", "principal not due after the prepayment",
+                           self.principal_not_due - prepaid, schedule_principal(rebuilt))
                 new_schedule = _schedule_dicts(rebuilt)
         self._check_balance_limit("the overpayment held", self.overpayment + overpayment,
                                   "amount")
         stored = allocation.as_dict()
-        _check_allocation("RepaymentReceived", amount, stored, {
+        check_allocation("RepaymentReceived", amount, stored, {
             "accrued_interest_paid": accrued_paid, "prepaid_principal": prepaid,
             "overpayment": overpayment})
         self.trigger_event(
@@ -819,7 +776,7 @@ class Loan(Aggregate):
                  "principal_due": self.principal_due_unpaid(),
                  "interest": self.interest_due_unpaid(), "accrued_interest": self.interest_accrued,
                  "penalty": self.penalty_outstanding, "fees": self.fees_outstanding}
-        _check_not_negative("WrittenOff", parts)
+        check_not_negative("WrittenOff", parts)
         if parts["principal_due"] > parts["principal"]:
             raise InvariantViolated(
                 f"WrittenOff: principal_due {parts['principal_due']} is more than principal"
@@ -921,30 +878,22 @@ class Loan(Aggregate):
                                    rule="loan_currency")
 
     def _check_balance_limit(self, balance: str, after: Decimal, field: str) -> None:
-        """A loan's accumulated balance may not grow past the largest amount the ledger stores
-        exactly (``Currency.max_amount``): the journal and the projections keep it in one
-        column."""
-        currency = self.money_currency
-        limit = currency.round(currency.max_amount)
-        if after > limit:
-            raise InvalidAmount(
-                f"{balance} would be {after:,f} {currency.code}, above the largest balance a"
-                f" loan may hold, {limit:,f} {currency.code}", field=field, rule="balance_limit")
+        check_balance_limit(self.money_currency, balance, after, field)
 
     def _check_restructured(self, capitalized: Decimal, parts: dict[str, Decimal],
                             outstanding: Decimal, principal_due: Decimal, principal: Decimal,
                             schedule: list[Installment]) -> None:
         event = "Restructured"
-        _check_not_negative(event, parts | {"principal_due_reamortized": principal_due})
-        _check_sum(event, "capitalized", capitalized, parts)
-        _check_sum(event, "reamortized_principal", principal, {
+        check_not_negative(event, parts | {"principal_due_reamortized": principal_due})
+        check_sum(event, "capitalized", capitalized, parts)
+        check_sum(event, "reamortized_principal", principal, {
             "principal outstanding": outstanding, "capitalized": capitalized})
         if principal_due > outstanding:
             raise InvariantViolated(
                 f"{event}: principal_due_reamortized {principal_due} is more than the principal"
                 f" outstanding {outstanding}", field="principal_due_reamortized",
                 rule="part_of_principal")
-        _check_sum(event, "reamortized_principal", principal, _schedule_principal(schedule))
+        check_sum(event, "reamortized_principal", principal, schedule_principal(schedule))
 
     def _check_not_before(self, business_date: date, earliest: date | None) -> None:
         if earliest is not None and business_date < earliest:

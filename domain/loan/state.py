@@ -16,9 +16,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypedDict
 
+from domain.allocation import Component
 from domain.terms import LoanTerms
 
 ZERO = Decimal(0)
+#: The components a repayment pays (``LoanState.paid``'s keys); iterating an Enum is slow and
+#: every load does it.
+COMPONENTS = tuple(c.value for c in Component)
 
 
 class LoanStatus(StrEnum):
