@@ -10,9 +10,10 @@ for every loan at a time (so the log interleaves loans as a real one does), inst
 time, late or not at all. Then, in the same run, it measures:
 
 * scan: ``SELECT … FROM ledger_events WHERE id > :after ORDER BY id LIMIT :batch`` over the
-  whole log, read as the runner reads it (``read_log``), without decoding or writing — the
+  whole log, read as the runner reads it (``EventLog.read``), without decoding or writing — the
   raw ceiling; also the same query through SQLAlchemy Core rows, comparable with older runs;
-* rebuild: ``ProjectionRunner.rebuild(name)`` for each projection (replay into fresh tables and
+* rebuild: ``ProjectionRunner.rebuild(name)`` (the ledger's runner, as ``ledger.bootstrap``
+  wires it) for each projection (replay into fresh tables and
   swap), events/s and its ratio to the scan rate.
 """
 
@@ -39,10 +40,11 @@ from domain.loan import Loan
 from domain.servicing import LoanStatus
 from domain.terms import LoanTerms
 from ledger.app.application import LoanLedger
+from ledger.bootstrap import build_ledger
 from ledger.persistence import migrations
+from ledger.persistence.log import EventLog
 from ledger.persistence.tables import events
 from ledger.settings import Settings
-from projections.runner import ProjectionRunner, read_log
 
 DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 START = date(2025, 1, 6)
@@ -106,9 +108,10 @@ def seed(app: LoanLedger, loans: int, days: int, rng: random.Random) -> int:
 
 
 def scan_rate(app: LoanLedger, batch: int, *, core: bool = False) -> tuple[int, float]:
-    """Rows/s of the runner's own read of the log (``read_log``), or with ``core`` of the same
+    """Rows/s of the runner's own read of the log (``EventLog.read``), or with ``core`` of the same
     query through SQLAlchemy Core result rows (how the runner read until 2026-12)."""
     c = events.c
+    log = EventLog(app.engine)
     after, rows, started = 0, 0, time.perf_counter()
     with app.engine.connect() as conn:
         while True:
@@ -117,7 +120,7 @@ def scan_rate(app: LoanLedger, batch: int, *, core: bool = False) -> tuple[int, 
                     select(c.id, c.originator_id, c.originator_version, c.topic, c.state)
                     .where(c.id > after).order_by(c.id).limit(batch)).all()
             else:
-                chunk = read_log(conn, after, batch)
+                chunk = log.read(conn, after, batch)
             if not chunk:
                 break
             rows += len(chunk)
@@ -140,8 +143,9 @@ def main() -> None:
     print(f"database {name}; seeding {args.loans:,} loans × {args.days} days …", flush=True)
     try:
         migrations.upgrade(url)
-        app = LoanLedger(Settings(database_url=url, snapshot_interval=1_000_000,
-                                  aggregate_cache_size=0))
+        ledger = build_ledger(Settings(database_url=url, snapshot_interval=1_000_000,
+                                       aggregate_cache_size=0))
+        app = ledger.app
         started = time.perf_counter()
         total = seed(app, args.loans, args.days, random.Random(7))
         print(f"seeded {total:,} events in {time.perf_counter() - started:.0f}s")
@@ -151,7 +155,7 @@ def main() -> None:
         print(f"raw ordered scan: {rows:,} rows at {scan:,.0f} rows/s (batch {args.batch})")
         _, core_scan = scan_rate(app, args.batch, core=True)
         print(f"  (the same scan through SQLAlchemy Core rows: {core_scan:,.0f} rows/s)")
-        runner = ProjectionRunner(app, rebuild_batch_size=args.batch)
+        runner = ledger.projection_runner(rebuild_batch_size=args.batch)
         names = args.only or [p.name for p in runner.projections]
         results = []
         for projection in names:

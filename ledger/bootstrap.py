@@ -35,8 +35,21 @@ def build_ledger(settings: Settings | None = None, *, upgrade: bool = False) -> 
 def build_runner(app: LoanLedger, settings: Settings,
                  projections: Sequence[Projection] | None = None,
                  **options: Any) -> ProjectionRunner:
-    """The projection runner over ``app``'s event store (every projection by default)."""
-    return ProjectionRunner(app, projections, **options)
+    """The projection runner over ``app``'s event store (every projection by default): the
+    engine, the mapper that decodes, the log reader, the projections with the settings
+    values they need, the crash tests' fault points and the bulk paths' GC hook."""
+    from ledger.faults import crash_point
+    from ledger.memory import collect_between_batches
+    from ledger.persistence.log import EventLog
+    from projections.registry import all_projections
+
+    if projections is None:
+        projections = all_projections(
+            ack_sla_days=settings.complaint_ack_sla_business_days,
+            resolve_sla_days=settings.complaint_resolve_sla_days)
+    return ProjectionRunner(app.engine, app.mapper, EventLog(app.engine), projections,
+                            fault=crash_point,
+                            collect_between_batches=collect_between_batches, **options)
 
 
 def upgrade_database(settings: Settings) -> str | None:

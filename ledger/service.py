@@ -170,9 +170,18 @@ class Ledger:
         return self.runner.status()
 
     def report(self, name: str, **options: Any) -> tuple[Report, list[ProjectionStatus]]:
-        """A report read from the projections, and the freshness of each of its sources."""
+        """A report read from the projections, and the freshness of each of its sources.
+
+        Every report is given the clock's days and takes what it needs: ``business_date``,
+        the open business day, and ``closed_through``, the day before it (the last closed
+        business day; yesterday before the first close)."""
+        from datetime import timedelta
+
+        business_date = self.business_date()
+        clock = {"business_date": business_date,
+                 "closed_through": business_date - timedelta(days=1)}
         with self.engine.connect() as conn:
-            result = report_function(name)(conn, **options)
+            result = report_function(name)(conn, **{**clock, **options})
         freshness = [s for s in self.projection_status() if s.name in result.sources]
         return result, freshness
 

@@ -3,7 +3,8 @@
 A projection receives a ``Batch`` of decoded events in notification order and writes its rows
 through ``batch.conn``, inside the transaction that also advances its tracking position, so a
 crash never double-counts or skips. ``batch.tables`` maps each logical table name to the table to
-write: the live table normally, a shadow table while ``rebuild`` builds a fresh copy.
+write: the live table normally, a shadow table while a rebuild (``projections.rebuild``) builds
+a fresh copy.
 
 Rules for read-model tables (so rebuilds can swap them in): declare them on ``metadata`` below,
 give them a primary key, and name indexes ``<table>_<purpose>_idx``; no other named constraints.
@@ -11,46 +12,18 @@ give them a primary key, and name indexes ``<table>_<purpose>_idx``; no other na
 
 from __future__ import annotations
 
-import csv
-import io
-import queue
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from uuid import UUID
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    DateTime,
-    Engine,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    bindparam,
-    select,
-    tuple_,
-)
+from sqlalchemy import Connection, MetaData, Table, and_, bindparam, select, tuple_
 
+from projections.copy import BackgroundCopy, copy_rows, copy_text
+
+#: Every read-model table (and ``projections.positions.tracking``) is declared on it.
 metadata = MetaData()
-
-#: Each projection's position in the notification log, written with its rows; and the event
-#: it last failed to apply, if any (migration 0007; cleared once it advances past that event).
-tracking = Table(
-    "projection_tracking",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("position", BigInteger(), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("error", Text(), nullable=True),
-    Column("error_position", BigInteger(), nullable=True),
-    Column("failed_at", DateTime(timezone=True), nullable=True),
-)
 
 IN_CHUNK = 500  # keys per IN (…) list
 ROW_CACHE_LIMIT = 250_000  # rows per table a rebuild keeps between batches
@@ -78,15 +51,16 @@ class Batch:
     cache: dict[str, TableCache] | None = None
     #: ``ids[event.originator_id.int]``: the id as the string read models key on.
     ids: AggregateIds = field(default_factory=AggregateIds)
-    #: A rebuild's background COPY on PostgreSQL (see ``copy_text``); None otherwise.
+    #: A rebuild's background COPY on PostgreSQL (``projections.copy``); None otherwise.
     copier: BackgroundCopy | None = None
 
     def table(self, name: str) -> Table:
         return self.tables[name]
 
     def copy_text(self, name: str, columns: Sequence[str], lines: Sequence[str]) -> None:
-        """Append pre-formatted rows to table ``name`` (see ``copy_text``; PostgreSQL only):
-        in the background during a rebuild, else in this batch's transaction."""
+        """Append pre-formatted rows to table ``name`` (``projections.copy.copy_text``;
+        PostgreSQL only): in the background during a rebuild, else in this batch's
+        transaction."""
         if self.copier is not None:
             self.copier.submit(self.table(name), columns, lines)
         else:
@@ -145,9 +119,6 @@ class Projection(ABC):
     tables: ClassVar[tuple[Table, ...]]
     #: Topics this projection reads; other events only advance its position (not decoded).
     topics: ClassVar[frozenset[str] | None] = None
-
-    def __init__(self, settings: Any = None) -> None:
-        self.settings = settings  # the application's settings (service levels and the like)
 
     @abstractmethod
     def process(self, batch: Batch) -> None:
@@ -208,7 +179,7 @@ class RowSet:
     def key_columns(self) -> list[Any]:
         return list(self.table.primary_key.columns)
 
-    def _key(self, row: Mapping[str, Any]) -> Hashable:
+    def _key(self, row: Mapping[Any, Any]) -> Hashable:
         cols = self.key_columns
         if len(cols) == 1:
             return row[cols[0].name]  # type: ignore[no-any-return]
@@ -270,7 +241,7 @@ class RowSet:
             self.conn.execute(self.table.insert(), [self.rows[k] for k in self.new])
         if self.dirty:
             cols = self.key_columns
-            values = {c.name: bindparam(f"v_{c.name}") for c in self.table.columns
+            values: dict[str, Any] = {c.name: bindparam(f"v_{c.name}") for c in self.table.columns
                       if not c.primary_key}
             stmt = (self.table.update()
                     .where(and_(*(c == bindparam(f"k_{c.name}") for c in cols)))
@@ -295,128 +266,6 @@ def append_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         conn.execute(table.insert(), list(rows))
 
 
-def copy_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """``COPY table FROM STDIN`` on the connection's own transaction (PostgreSQL only).
-
-    Rows are formatted by the C ``csv`` writer: strings and dates quoted, numbers bare, and
-    NULL as a bare ``\\N`` (so an empty string stays an empty string)."""
-    if not rows:
-        return
-    columns = [c.name for c in table.columns]
-    defaults = [c.default.arg if c.default is not None and c.default.is_scalar else None
-                for c in table.columns]
-    pairs = list(zip(columns, defaults, strict=True))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-    writer.writerows([_NULL if v is None else v
-                      for v in (row.get(name, default) for name, default in pairs)]
-                     for row in rows)
-    buffer.seek(0)
-    names = ", ".join(f'"{c}"' for c in columns)
-    _copy(conn, f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')',
-          buffer)
-
-
-def copy_text(conn: Connection, table: Table, columns: Sequence[str],
-              lines: Sequence[str]) -> None:
-    """``COPY table (columns) FROM STDIN`` of lines already in PostgreSQL's text format
-    (tab-separated, newline-terminated, ``\\N`` for NULL), for history rows that a caller
-    can format faster than ``copy_rows`` (values must need no escaping: no tab, newline or
-    backslash). PostgreSQL only."""
-    if lines:
-        _copy(conn, _copy_text_sql(table, columns), io.StringIO("".join(lines)))
-
-
-def _copy_text_sql(table: Table, columns: Sequence[str]) -> str:
-    names = ", ".join(f'"{c}"' for c in columns)
-    return f'COPY "{table.name}" ({names}) FROM STDIN'
-
-
-class BackgroundCopy:
-    """A rebuild's ``copy_text`` on its own connection and thread (PostgreSQL), so the server
-    ingests one batch's history rows while Python works on the next: the journal rebuild
-    otherwise waits for COPY a seventh of its time.
-
-    The rows commit in this connection's own transaction when the ``with`` block is left,
-    not with each batch's position. That is safe only for a rebuild's shadow tables: nobody
-    reads them before the swap, which comes after the block, and an interrupted rebuild
-    starts again from scratch. Leaving the block waits for every submitted row and commits
-    them (or, on an exception, rolls them back); an error in the thread is raised by the
-    next ``submit`` or on leaving.
-    """
-
-    _END, _ABORT = object(), object()
-
-    def __init__(self, engine: Engine) -> None:
-        # A small queue: the producer waits rather than pile up unwritten batches.
-        self._jobs: queue.Queue[Any] = queue.Queue(maxsize=2)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(engine,),
-                                        name="rebuild-copy", daemon=True)
-        self._thread.start()
-
-    def submit(self, table: Table, columns: Sequence[str], lines: Sequence[str]) -> None:
-        self._raise_error()
-        if lines:
-            self._jobs.put((_copy_text_sql(table, columns), "".join(lines)))
-
-    def __enter__(self) -> BackgroundCopy:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
-        if self._thread.is_alive():
-            self._jobs.put(self._END if exc_type is None else self._ABORT)
-            self._thread.join()
-        if exc_type is None:
-            self._raise_error()
-
-    def _raise_error(self) -> None:
-        if self._error is not None:
-            raise RuntimeError("background COPY of a rebuild failed") from self._error
-
-    def _run(self, engine: Engine) -> None:
-        try:
-            with engine.begin() as conn:
-                while (job := self._jobs.get()) is not self._END:
-                    if job is self._ABORT:
-                        raise _Aborted
-                    sql, text = job
-                    _copy(conn, sql, io.StringIO(text))
-        except _Aborted:
-            pass
-        except BaseException as exc:  # raised in the producer's thread instead
-            self._error = exc
-            while self._jobs.get() not in (self._END, self._ABORT):
-                pass  # keep taking jobs so the producer never blocks
-
-
-class _Aborted(Exception):
-    """Leaves the background COPY's transaction by rolling it back."""
-
-
-def _copy(conn: Connection, sql: str, buffer: io.StringIO) -> None:
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    with raw.cursor() as cursor:
-        cursor.copy_expert(sql, buffer, size=COPY_CHUNK)
-
-
-COPY_CHUNK = 1 << 20  # characters per read from the buffer (psycopg2's default is 8 KiB)
-
-
-class _Null:
-    """Written bare by the csv writer (it counts as a number), read by COPY as NULL."""
-
-    def __float__(self) -> float:
-        return 0.0
-
-    def __str__(self) -> str:
-        return "\\N"
-
-
-_NULL = _Null()
-
-
 @dataclass
 class Report:
     """What a report command prints: rows from read-model tables (never the event store), and
@@ -427,4 +276,3 @@ class Report:
     rows: list[dict[str, Any]]
     sources: tuple[str, ...]
     totals: dict[str, Any] = field(default_factory=dict)
-

@@ -1,12 +1,14 @@
 """Complaint histories: one row per complaint, and a timeline of every step per loan and borrower.
 
-Service levels (``complaint_ack_sla_business_days``, ``complaint_resolve_sla_days``) count from
-the filing date. The ledger has no holiday calendar yet, so business days are calendar days.
-Each row stores its due dates, computed with the settings in force when it was projected; a breach
-is recorded when the late step happens. A first resolution without any acknowledgement also stops
-the acknowledgement clock (it answers the borrower); an escalation does not. Complaints still
-open are judged by the report against the ledger's business date, so stored rows never depend on
-the wall clock. New service levels reach old complaints through ``projections rebuild complaints``.
+Service levels (``ack_sla_days``, ``resolve_sla_days``: the composition root passes the settings
+``complaint_ack_sla_business_days`` and ``complaint_resolve_sla_days``) count from the filing
+date. The ledger has no holiday calendar yet, so business days are calendar days.
+Each row stores its due dates, computed with the service levels in force when it was projected; a
+breach is recorded when the late step happens. A first resolution without any acknowledgement also
+stops the acknowledgement clock (it answers the borrower); an escalation does not. Complaints
+still open are judged by the report against the ledger's open business day, which its caller
+passes (``business_date``), so stored rows never depend on the wall clock. New service levels
+reach old complaints through ``projections rebuild complaints``.
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ from sqlalchemy import (
 
 from domain.complaint import Complaint, ComplaintStatus
 from domain.errors import ValidationError
-from ledger.persistence.tables import ledger_clock
-from ledger.settings import Settings
 from projections.base import Batch, Dispatching, Report, RowSet, append_rows, metadata
 
 complaints = Table(
@@ -102,10 +102,10 @@ class ComplaintHistory(Dispatching):
         Complaint.Reopened: "reopened",
     }
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        settings = settings or Settings()
-        self.ack_sla = timedelta(days=settings.complaint_ack_sla_business_days)
-        self.resolve_sla = timedelta(days=settings.complaint_resolve_sla_days)
+    def __init__(self, *, ack_sla_days: int, resolve_sla_days: int) -> None:
+        """Service levels in days from filing: to acknowledge, and to resolve."""
+        self.ack_sla = timedelta(days=ack_sla_days)
+        self.resolve_sla = timedelta(days=resolve_sla_days)
 
     def begin(self, batch: Batch) -> _State:
         rows = batch.rowset("complaints", cached=True)
@@ -207,22 +207,14 @@ REPORT_COLUMNS = [
 CENT = Decimal("0.01")
 
 
-def open_business_date(conn: Connection) -> date:
-    """The ledger's open business day: the day after the last closed one (today if none),
-    as ``LoanLedger.business_date`` defines it."""
-    closed = conn.execute(select(ledger_clock.c.closed_through)).scalar()
-    return closed + timedelta(days=1) if closed else date.today()
-
-
-def complaints_report(conn: Connection, borrower_id: str | None = None,
-                      loan_id: str | UUID | None = None, business_date: date | None = None,
-                      **_: Any) -> Report:
-    """One row per complaint, with SLA breaches judged on the ledger's open business day.
+def complaints_report(conn: Connection, *, business_date: date, borrower_id: str | None = None,
+                      loan_id: str | UUID | None = None, **_: Any) -> Report:
+    """One row per complaint, with SLA breaches judged on ``business_date``, the ledger's open
+    business day (``Ledger.report`` passes it).
 
     A complaint still open breaches a service level once that day is past its due date; the
     breach flags in each row and the totals include those, beside the ones recorded at a late step.
     """
-    today = business_date or open_business_date(conn)
     query = select(complaints).order_by(complaints.c.filed_on, complaints.c.complaint_id)
     if borrower_id is not None:
         query = query.where(complaints.c.borrower_id == borrower_id)
@@ -239,10 +231,10 @@ def complaints_report(conn: Connection, borrower_id: str | None = None,
             open_by_borrower[row["borrower_id"]] += 1
             open_by_loan[row["loan_id"]] += 1
             unanswered = row["acknowledged_on"] is None and row["reopen_count"] == 0
-            if unanswered and not row["ack_sla_breached"] and today > row["ack_due_on"]:
+            if unanswered and not row["ack_sla_breached"] and business_date > row["ack_due_on"]:
                 row["ack_sla_breached"] = True
                 overdue_ack += 1
-            if not row["resolve_sla_breached"] and today > row["resolve_due_on"]:
+            if not row["resolve_sla_breached"] and business_date > row["resolve_due_on"]:
                 row["resolve_sla_breached"] = True
                 overdue_resolve += 1
         row["open"] = is_open
@@ -250,7 +242,7 @@ def complaints_report(conn: Connection, borrower_id: str | None = None,
         breached_resolve += row["resolve_sla_breached"]
         rows.append(row)
     totals = {
-        "business_date": today,
+        "business_date": business_date,
         "complaints": len(rows),
         "open": sum(open_by_loan.values()),
         "resolved": len(rows) - sum(open_by_loan.values()),
@@ -263,7 +255,7 @@ def complaints_report(conn: Connection, borrower_id: str | None = None,
         "open_by_borrower": dict(sorted(open_by_borrower.items())),
         "open_by_loan": dict(sorted(open_by_loan.items())),
     }
-    return Report(title=f"Complaints as of business day {today}", columns=REPORT_COLUMNS,
+    return Report(title=f"Complaints as of business day {business_date}", columns=REPORT_COLUMNS,
                   rows=rows, sources=(ComplaintHistory.name,), totals=totals)
 
 

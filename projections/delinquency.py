@@ -9,11 +9,18 @@ settled installments are deleted, keeping the table as small as the arrears.
 
 Bucket, five-category and stage are never recomputed here: they come from the domain's own
 classification (``DelinquencyChanged``) and from ``WrittenOff`` (loss, stage 3).
+
+This is the one read model past ~300 lines (about 500), on purpose: one pass over the loan's
+events keeps five tables together (per-loan rows, unpaid installments, the transition history,
+the active-book summary and the roll-rate counts), and most handlers change several of them at
+once (a write-off ends the installments, moves the summary, adds a transition and counts the
+month end). Split by table, one event would be read across modules.
 """
 
 from __future__ import annotations
 
 import calendar
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -164,7 +171,7 @@ class State:
     rows: RowSet
     ids: AggregateIds
     loans: dict[str, LoanState]
-    before: dict[str, Contribution]  # each loaded loan's share of the summary
+    before: dict[Hashable, Contribution]  # each loaded loan's share of the summary
     rolls: Deltas = field(default_factory=lambda: Deltas(()))
     transitions: list[dict[str, Any]] = field(default_factory=list)
     pending: dict[int, dict[str, Any]] = field(default_factory=dict)  # position -> new row
@@ -209,8 +216,9 @@ class Delinquency(Dispatching):
         loans = {key: LoanState() for key in keys}
         before = {k: _contribution(r) for k, r in rows.rows.items()}
         # A rebuild keeps each loan's unpaid installments between batches (it is their only
-        # writer); live batches read them from the table.
-        cache = None
+        # writer); live batches read them from the table. Loan id -> installments (the
+        # rebuild's cache holds whatever a projection keeps per key).
+        cache: dict[Any, Any] | None = None
         if batch.cache is not None:
             cache = batch.cache.setdefault("loan_installments", TableCache()).rows
             if len(cache) > ROW_CACHE_LIMIT:

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from sqlalchemy import select
 
-from ledger.app.application import LoanLedger
+from ledger.service import Ledger
 from projections.balances import LoanBalances, balances_report, balances_summary, loan_balances
 from projections.delinquency import Delinquency
 from projections.runner import ProjectionRunner
@@ -25,18 +25,18 @@ from tests.factories import balances_of
 Submit = Callable[..., dict[str, Any]]
 
 
-def runner_for(app: LoanLedger, batch_size: int = 5000) -> ProjectionRunner:
-    return ProjectionRunner(app, [LoanBalances(), Delinquency()], batch_size=batch_size)
+def runner_for(app: Ledger, batch_size: int = 5000) -> ProjectionRunner:
+    return app.projection_runner([LoanBalances(), Delinquency()], batch_size=batch_size)
 
 
-def table_rows(app: LoanLedger, table: Any) -> list[dict[str, Any]]:
+def table_rows(app: Ledger, table: Any) -> list[dict[str, Any]]:
     """Every row of ``table`` in primary-key order, for comparing whole tables."""
     with app.engine.connect() as conn:
         return [dict(r) for r in conn.execute(
             select(table).order_by(*table.primary_key.columns)).mappings()]
 
 
-def assert_balances_match_aggregates(app: LoanLedger) -> None:
+def assert_balances_match_aggregates(app: Ledger) -> None:
     rows = {r["loan_id"]: r for r in table_rows(app, loan_balances)}
     ids = app.loan_ids()
     assert sorted(rows) == sorted(str(i) for i in ids)
@@ -70,7 +70,7 @@ def assert_balances_match_aggregates(app: LoanLedger) -> None:
     assert kept == summary
 
 
-def varied_portfolio(app: LoanLedger, submit: Submit,
+def varied_portfolio(app: Ledger, submit: Submit,
                      open_loan: Callable[..., UUID]) -> dict[str, UUID]:
     """Build a portfolio chapter by chapter; ``check()`` runs after each one."""
     loans = {
@@ -88,13 +88,13 @@ def varied_portfolio(app: LoanLedger, submit: Submit,
     return loans
 
 
-def pay(submit: Submit, app: LoanLedger, loan_id: UUID, amount: str | Decimal, on: date,
+def pay(submit: Submit, app: Ledger, loan_id: UUID, amount: str | Decimal, on: date,
         currency: str = "CNY") -> None:
     submit(app, "receive_repayment", loan_id=loan_id, amount=str(amount), currency=currency,
            business_date=on)
 
 
-def run_varied_history(app: LoanLedger, submit: Submit, open_loan: Callable[..., UUID],
+def run_varied_history(app: Ledger, submit: Submit, open_loan: Callable[..., UUID],
                        check: Callable[[], None]) -> dict[str, UUID]:
     loans = varied_portfolio(app, submit, open_loan)
     check()
@@ -127,7 +127,7 @@ def run_varied_history(app: LoanLedger, submit: Submit, open_loan: Callable[...,
 
 
 def test_balances_equal_the_aggregates_through_a_varied_history(
-        ledger_app: LoanLedger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
     app = ledger_app
     runner = runner_for(app, batch_size=97)  # batches cut through days and loans
 
@@ -148,7 +148,7 @@ def test_balances_equal_the_aggregates_through_a_varied_history(
 
 
 def test_catching_up_again_changes_nothing_and_a_rebuild_is_identical(
-        ledger_app: LoanLedger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
     app = ledger_app
     runner = runner_for(app, batch_size=50)
     run_varied_history(app, submit, open_loan, lambda: runner.catch_up(["balances"]))
@@ -166,7 +166,7 @@ def test_catching_up_again_changes_nothing_and_a_rebuild_is_identical(
 
 
 def test_the_balances_report_reads_the_table_and_sums_per_currency(
-        ledger_app: LoanLedger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
     app = ledger_app
     runner = runner_for(app)
     run_varied_history(app, submit, open_loan, lambda: None)

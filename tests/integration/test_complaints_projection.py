@@ -13,13 +13,12 @@ import pytest
 from sqlalchemy import inspect, select
 
 from domain.errors import ValidationError
-from ledger.app.application import LoanLedger
+from ledger.service import Ledger
 from projections.complaints import (
     ComplaintHistory,
     complaint_events,
     complaint_timeline,
     complaints,
-    complaints_report,
 )
 from projections.runner import ProjectionRunner
 
@@ -29,28 +28,32 @@ OpenLoan = Callable[..., UUID]
 JAN = {d: date(2026, 1, d) for d in range(1, 32)}
 
 
-def runner_for(app: LoanLedger, batch_size: int = 5000) -> ProjectionRunner:
-    return ProjectionRunner(app, [ComplaintHistory(app.settings)], batch_size=batch_size)
+def runner_for(app: Ledger, batch_size: int = 5000) -> ProjectionRunner:
+    history = ComplaintHistory(ack_sla_days=app.settings.complaint_ack_sla_business_days,
+                               resolve_sla_days=app.settings.complaint_resolve_sla_days)
+    return app.projection_runner([history], batch_size=batch_size)
 
 
-def table_rows(app: LoanLedger, table: Any) -> list[dict[str, Any]]:
+def table_rows(app: Ledger, table: Any) -> list[dict[str, Any]]:
     with app.engine.connect() as conn:
         key = list(table.primary_key.columns)
         return [dict(r) for r in conn.execute(select(table).order_by(*key)).mappings()]
 
 
-def complaint_row(app: LoanLedger, complaint_id: UUID) -> dict[str, Any]:
+def complaint_row(app: Ledger, complaint_id: UUID) -> dict[str, Any]:
     with app.engine.connect() as conn:
         return dict(conn.execute(select(complaints).where(
             complaints.c.complaint_id == str(complaint_id))).mappings().one())
 
 
-def report(app: LoanLedger, **options: Any) -> Any:
-    with app.engine.connect() as conn:
-        return complaints_report(conn, **options)
+def report(app: Ledger, **options: Any) -> Any:
+    """The complaints report as the ledger serves it (on its open business day unless
+    ``business_date`` is given)."""
+    result, _ = app.report("complaints", **options)
+    return result
 
 
-def file(app: LoanLedger, submit: Submit, loan_id: UUID, on: date,
+def file(app: Ledger, submit: Submit, loan_id: UUID, on: date,
          category: str = "billing", description: str = "charged twice") -> UUID:
     filed = submit(app, "file_complaint", loan_id=loan_id, category=category,
                    description=description, business_date=on)
@@ -58,7 +61,7 @@ def file(app: LoanLedger, submit: Submit, loan_id: UUID, on: date,
 
 
 def test_a_complaints_story_becomes_its_row_and_timeline(
-        ledger_app: LoanLedger, submit: Submit, open_loan: OpenLoan) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
     app = ledger_app
     loan_id = open_loan(app, borrower_id="B7")
 
@@ -116,7 +119,7 @@ def test_a_complaints_story_becomes_its_row_and_timeline(
 
 
 def test_timelines_per_loan_and_per_borrower(
-        ledger_app: LoanLedger, submit: Submit, open_loan: OpenLoan) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
     app = ledger_app
     first = open_loan(app, borrower_id="B1")
     second = open_loan(app, borrower_id="B1")
@@ -145,7 +148,7 @@ def test_timelines_per_loan_and_per_borrower(
 
 
 def test_late_steps_record_their_breaches(
-        ledger_app: LoanLedger, submit: Submit, open_loan: OpenLoan) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
     app = ledger_app
     loan_id = open_loan(app)
 
@@ -196,7 +199,7 @@ def test_late_steps_record_their_breaches(
 
 
 def test_open_complaints_breach_against_the_ledgers_business_date(
-        ledger_app: LoanLedger, submit: Submit, open_loan: OpenLoan) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
     app = ledger_app
     loan_id = open_loan(app, borrower_id="B3")
     runner = runner_for(app)
@@ -241,7 +244,7 @@ def test_open_complaints_breach_against_the_ledgers_business_date(
 
 
 def test_service_levels_are_settings(
-        database_url: str, make_ledger: Callable[..., LoanLedger], submit: Submit,
+        database_url: str, make_ledger: Callable[..., Ledger], submit: Submit,
         open_loan: OpenLoan) -> None:
     app = make_ledger(database_url, complaint_ack_sla_business_days=3,
                       complaint_resolve_sla_days=5)
@@ -253,7 +256,7 @@ def test_service_levels_are_settings(
            business_date=JAN[15])
     submit(app, "resolve_complaint", complaint_id=complaint_id, resolution="r",
            business_date=JAN[18])
-    runner_for(app).catch_up()
+    app.catch_up(["complaints"])  # the ledger's own runner, built from its settings
 
     row = complaint_row(app, complaint_id)
     assert (row["ack_due_on"], row["ack_sla_breached"]) == (JAN[15], False)
@@ -261,7 +264,7 @@ def test_service_levels_are_settings(
 
 
 def test_report_rows_totals_and_filters(
-        ledger_app: LoanLedger, submit: Submit, open_loan: OpenLoan) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
     app = ledger_app
     b1_first = open_loan(app, borrower_id="B1")
     b1_second = open_loan(app, borrower_id="B1")
@@ -299,7 +302,7 @@ def test_report_rows_totals_and_filters(
     assert report(app, borrower_id="nobody").totals["avg_days_to_resolve"] is None
 
 
-def build_history(app: LoanLedger, submit: Submit, open_loan: OpenLoan,
+def build_history(app: Ledger, submit: Submit, open_loan: OpenLoan,
                   after_each: Callable[[], Any] = lambda: None) -> None:
     """Several complaints through every kind of step, on two borrowers, with loan events
     interleaved (a repayment and closed days)."""
@@ -331,7 +334,7 @@ def build_history(app: LoanLedger, submit: Submit, open_loan: OpenLoan,
 
 
 def test_rerun_changes_nothing_and_rebuild_equals_incremental(
-        ledger_app: LoanLedger, submit: Submit, open_loan: OpenLoan) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
     app = ledger_app
     # Batches of 3 events split complaints' histories across batch boundaries
     runner = runner_for(app, batch_size=3)
@@ -368,7 +371,7 @@ def test_rerun_changes_nothing_and_rebuild_equals_incremental(
     assert len(table_rows(app, complaints)) == 5
 
 
-def test_the_migration_creates_the_projections_tables(ledger_app: LoanLedger) -> None:
+def test_the_migration_creates_the_projections_tables(ledger_app: Ledger) -> None:
     inspector = inspect(ledger_app.engine)
     for table in (complaints, complaint_events):
         columns = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name)}

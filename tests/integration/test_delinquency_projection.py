@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.servicing import LoanStatus
-from ledger.app.application import LoanLedger
+from ledger.service import Ledger
 from projections.delinquency import (
     delinquency_report,
     delinquency_roll_counts,
@@ -31,7 +31,7 @@ DELINQUENCY_TABLES = (loan_delinquency, loan_installments, delinquency_transitio
                       delinquency_summary, delinquency_roll_counts)
 
 
-def assert_delinquency_matches_aggregates(app: LoanLedger) -> None:
+def assert_delinquency_matches_aggregates(app: Ledger) -> None:
     rows = {r["loan_id"]: r for r in table_rows(app, loan_delinquency)}
     assert sorted(rows) == sorted(str(i) for i in app.loan_ids())
     for loan_id in app.loan_ids():
@@ -62,7 +62,7 @@ def assert_delinquency_matches_aggregates(app: LoanLedger) -> None:
     assert kept == {k: (n, principal[k]) for k, n in summary.items()}
 
 
-def roll_counts_from_history(app: LoanLedger, to_end: date) -> dict[tuple[str, str], int]:
+def roll_counts_from_history(app: Ledger, to_end: date) -> dict[tuple[str, str], int]:
     """Roll counts straight from the transitions history: each loan's state at a month end is
     its transition with business_date <= M < valid_until."""
     from_end = previous_month_end(to_end)
@@ -86,14 +86,14 @@ def roll_counts_from_history(app: LoanLedger, to_end: date) -> dict[tuple[str, s
     return dict(counts)
 
 
-def kept_roll_counts(app: LoanLedger, to_end: date) -> dict[tuple[str, str], int]:
+def kept_roll_counts(app: Ledger, to_end: date) -> dict[tuple[str, str], int]:
     return {(r["from_state"], r["to_state"]): r["loans"]
             for r in table_rows(app, delinquency_roll_counts)
             if r["month_end"] == to_end and r["loans"]}
 
 
 def test_dpd_and_classification_equal_the_aggregates_at_every_chapter(
-        ledger_app: LoanLedger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
     app = ledger_app
     runner = runner_for(app, batch_size=83)
 
@@ -139,7 +139,7 @@ def test_dpd_and_classification_equal_the_aggregates_at_every_chapter(
 
 
 def test_catching_up_again_changes_nothing_and_a_rebuild_is_identical(
-        ledger_app: LoanLedger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
     app = ledger_app
     runner = runner_for(app, batch_size=61)
     run_varied_history(app, submit, open_loan, lambda: runner.catch_up(["delinquency"]))
@@ -154,7 +154,7 @@ def test_catching_up_again_changes_nothing_and_a_rebuild_is_identical(
 
 
 def test_the_delinquency_report_lists_active_loans_worst_first(
-        ledger_app: LoanLedger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
     app = ledger_app
     run_varied_history(app, submit, open_loan, lambda: None)
     runner_for(app).catch_up(["delinquency"])

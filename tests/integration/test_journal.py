@@ -27,7 +27,7 @@ from domain.accounting import (
 )
 from domain.loan import Loan
 from domain.servicing import LoanStatus
-from ledger.app.application import LoanLedger
+from ledger.service import Ledger
 from projections.journal import (
     Journal,
     account_balances,
@@ -36,25 +36,24 @@ from projections.journal import (
     journal_report,
     trial_balance_report,
 )
-from projections.runner import ProjectionRunner
 
 Submit = Callable[..., dict[str, Any]]
 OpenLoan = Callable[..., UUID]
 D = Decimal
 
 
-def balances(app: LoanLedger) -> dict[tuple[str, str], Decimal]:
+def balances(app: Ledger) -> dict[tuple[str, str], Decimal]:
     with app.engine.connect() as conn:
         return {(r.account, r.currency): D(r.balance) for r in conn.execute(
             select(account_balances))}
 
 
-def table_rows(app: LoanLedger, table: Any) -> list[tuple[Any, ...]]:
+def table_rows(app: Ledger, table: Any) -> list[tuple[Any, ...]]:
     with app.engine.connect() as conn:
         return sorted(tuple(r) for r in conn.execute(select(table)))
 
 
-def sub_ledger(app: LoanLedger, loan_id: UUID) -> dict[str, Decimal]:
+def sub_ledger(app: Ledger, loan_id: UUID) -> dict[str, Decimal]:
     with app.engine.connect() as conn:
         row = conn.execute(select(journal_loans).where(
             journal_loans.c.loan_id == str(loan_id))).mappings().one()
@@ -72,9 +71,9 @@ def aggregate_balances(loan: Loan) -> dict[str, Decimal]:
 
 
 def test_the_journal_equals_the_loans_and_the_trial_balance_is_zero(
-        ledger_app: LoanLedger, submit: Submit, open_loan: OpenLoan) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
     app = ledger_app
-    runner = ProjectionRunner(app, [Journal()], batch_size=50)
+    runner = app.projection_runner([Journal()], batch_size=50)
 
     # Given three loans, one of them in USD
     a = open_loan(app, borrower_id="A")
@@ -145,9 +144,9 @@ def test_the_journal_equals_the_loans_and_the_trial_balance_is_zero(
 
 
 def test_rerunning_posts_nothing_and_a_rebuild_gives_identical_tables(
-        ledger_app: LoanLedger, submit: Submit, open_loan: OpenLoan) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
     app = ledger_app
-    runner = ProjectionRunner(app, [Journal()], batch_size=7)
+    runner = app.projection_runner([Journal()], batch_size=7)
     loan_id = open_loan(app)
     app.close_business_days(date(2026, 3, 20))
     submit(app, "receive_repayment", loan_id=loan_id, amount="5000", currency="CNY",

@@ -9,8 +9,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ledger.app.application import LoanLedger
-from projections.portfolio import portfolio_report
+from ledger.service import Ledger
 from tests.integration.test_balances import run_varied_history, runner_for
 from tests.portfolio_oracle import summarize
 
@@ -34,16 +33,15 @@ def normalized(section: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def test_portfolio_report_equals_the_summary_of_the_aggregates(
-        ledger_app: LoanLedger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
     app = ledger_app
     # Given a varied portfolio in two currencies, projected
     run_varied_history(app, submit, open_loan, lambda: None)
     app.close_business_days(date(2026, 8, 3))
     runner_for(app, batch_size=200).catch_up()
 
-    # When the report is read from the projections
-    with app.engine.connect() as conn:
-        report = portfolio_report(conn)
+    # When the report is read from the projections (as of the ledger's last closed day)
+    report, _ = app.report("portfolio")
     expected = summarize(app.get_loan(i) for i in app.loan_ids()).as_dict()
 
     # Then every figure matches the aggregates

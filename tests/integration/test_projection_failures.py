@@ -25,11 +25,10 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from sqlalchemy import delete, func, inspect, select
 
-from ledger.app.application import LoanLedger
 from ledger.persistence.tables import events
-from projections.base import tracking
+from ledger.service import Ledger
 from projections.journal import trial_balance_report
-from projections.registry import report
+from projections.positions import tracking
 from projections.runner import ProjectionFailed, ProjectionRunner
 
 Submit = Callable[..., dict[str, Any]]
@@ -38,8 +37,8 @@ PROJECTIONS = ("balances", "delinquency", "journal", "complaints")
 
 # --------------------------------------------------------------------------- the book
 @pytest.fixture
-def book(ledger_app: LoanLedger, open_loan: Callable[..., UUID],
-         submit: Submit) -> tuple[LoanLedger, list[UUID]]:
+def book(ledger_app: Ledger, open_loan: Callable[..., UUID],
+         submit: Submit) -> tuple[Ledger, list[UUID]]:
     """Given three loans with a month of closed business days and one repayment."""
     loans = [open_loan(ledger_app, borrower_id=f"B{n}") for n in range(3)]
     ledger_app.close_business_days(date(2026, 2, 12))
@@ -48,38 +47,38 @@ def book(ledger_app: LoanLedger, open_loan: Callable[..., UUID],
     return ledger_app, loans
 
 
-def last_event(app: LoanLedger, loan_id: UUID, topic: str) -> Any:
+def last_event(ledger: Ledger, loan_id: UUID, topic: str) -> Any:
     """The loan's latest event of ``topic``, decoded (a template for a bad one)."""
-    with app.engine.connect() as conn:
+    with ledger.engine.connect() as conn:
         row = conn.execute(select(events).where(events.c.originator_id == loan_id,
                                                 events.c.topic == topic)
                            .order_by(events.c.id.desc()).limit(1)).one()
-    return app.mapper.to_domain_event(StoredEvent(
+    return ledger.app.mapper.to_domain_event(StoredEvent(
         originator_id=row.originator_id, originator_version=row.originator_version,
         topic=row.topic, state=bytes(row.state)))
 
 
-def append(app: LoanLedger, loan_id: UUID, event: Any | None = None, *,
+def append(ledger: Ledger, loan_id: UUID, event: Any | None = None, *,
            topic: str | None = None, state: bytes | None = None, **changes: Any) -> int:
     """Record one more event of the loan, bypassing the command side: ``event`` with
     ``changes``, or raw ``topic`` and ``state``. Returns its position (notification id)."""
-    with app.engine.connect() as conn:
+    with ledger.engine.connect() as conn:
         version = int(conn.execute(select(func.max(events.c.originator_version))
                                    .where(events.c.originator_id == loan_id)).scalar_one()) + 1
     if event is not None:
         bad = object.__new__(type(event))
         object.__setattr__(bad, "__dict__", {**vars(event), **changes,
                                              "originator_version": version})
-        stored = app.mapper.to_stored_event(bad)
+        stored = ledger.app.mapper.to_stored_event(bad)
     else:
         assert topic is not None and state is not None
         stored = StoredEvent(originator_id=loan_id, originator_version=version, topic=topic,
                              state=state)
-    [position] = app.recorder.insert_events([stored]) or [0]
+    [position] = ledger.app.recorder.insert_events([stored]) or [0]
     return int(position)
 
 
-def delete_event(app: LoanLedger, position: int) -> None:
+def delete_event(app: Ledger, position: int) -> None:
     """Stand-in for the operator's repair of the bad event."""
     with app.engine.begin() as conn:
         conn.execute(delete(events).where(events.c.id == position))
@@ -95,7 +94,7 @@ def errors(runner: ProjectionRunner) -> dict[str, tuple[str | None, int | None]]
 
 # --------------------------------------------------------------------------- stories
 def test_an_entry_that_does_not_balance_is_named_and_everything_before_it_is_applied(
-        book: tuple[LoanLedger, list[UUID]], submit: Submit) -> None:
+        book: tuple[Ledger, list[UUID]], submit: Submit) -> None:
     app, loans = book
     # Given a repayment of 101.00 recorded with an allocation of 100.00 (its parts do not add
     # up: the journal's posting rule must refuse it), followed by a good repayment,
@@ -103,7 +102,7 @@ def test_an_entry_that_does_not_balance_is_named_and_everything_before_it_is_app
     bad = append(app, loans[0], paid, amount=Decimal("101.00"))
     submit(app, "receive_repayment", loan_id=loans[1], amount="50.00", currency="CNY",
            business_date=date(2026, 2, 13))
-    runner = ProjectionRunner(app)  # every projection; the whole log is one batch
+    runner = app.runner  # every projection; the whole log is one batch
     head = runner.head()
 
     # when the projections catch up,
@@ -147,12 +146,12 @@ def test_an_entry_that_does_not_balance_is_named_and_everything_before_it_is_app
 
 
 def test_the_first_bad_event_is_named_when_a_batch_holds_several(
-        book: tuple[LoanLedger, list[UUID]]) -> None:
+        book: tuple[Ledger, list[UUID]]) -> None:
     app, loans = book
     paid = last_event(app, loans[0], "loan.RepaymentReceived")
     first = append(app, loans[0], paid, amount=Decimal("100.01"))
     second = append(app, loans[0], paid, amount=Decimal("100.02"))
-    runner = ProjectionRunner(app, batch_size=64)
+    runner = app.projection_runner(batch_size=64)
     with pytest.raises(ProjectionFailed, match=f"cannot apply event {first} .* off by 0.01$"):
         runner.catch_up(["journal"])
     assert positions(runner)["journal"] == first - 1
@@ -163,11 +162,11 @@ def test_the_first_bad_event_is_named_when_a_batch_holds_several(
 
 
 def test_an_event_that_does_not_decode_is_named_and_status_still_answers(
-        book: tuple[LoanLedger, list[UUID]]) -> None:
+        book: tuple[Ledger, list[UUID]]) -> None:
     app, loans = book
     # Given a stored event whose state is not the codec's (garbage bytes),
     bad = append(app, loans[2], topic="loan.InterestAccrued", state=b"\x00 not an event")
-    runner = ProjectionRunner(app)
+    runner = app.runner
     # when the projections catch up, every loan projection names it and complaints (which
     # never decodes loan events) goes on,
     with pytest.raises(ProjectionFailed) as caught:
@@ -189,7 +188,7 @@ def test_an_event_that_does_not_decode_is_named_and_status_still_answers(
 
 
 def test_an_amount_beyond_numeric_20_4_is_named_not_a_stalled_copy(
-        book: tuple[LoanLedger, list[UUID]], submit: Submit) -> None:
+        book: tuple[Ledger, list[UUID]], submit: Submit) -> None:
     app, loans = book
     # Given a repayment of 10^17 held as overpayment (it balances, but NUMERIC(20,4) holds
     # less than 10^16), then a good repayment,
@@ -200,14 +199,13 @@ def test_an_amount_beyond_numeric_20_4_is_named_not_a_stalled_copy(
                              "fees": "0", "principal": "0", "remainder": str(huge)})
     submit(app, "receive_repayment", loan_id=loans[1], amount="50.00", currency="CNY",
            business_date=date(2026, 2, 13))
-    runner = ProjectionRunner(app)
+    runner = app.runner
     head = runner.head()
     if app.engine.dialect.name != "postgresql":
         # SQLite stores NUMERIC with REAL affinity: the row is written, and the reports read it.
         runner.catch_up()
-        with app.engine.connect() as conn:
-            for name in ("balances", "trial-balance", "portfolio"):
-                report(name)(conn)
+        for name in ("balances", "trial-balance", "portfolio"):
+            app.report(name)
         return
     # when the projections catch up on PostgreSQL,
     with pytest.raises(ProjectionFailed) as caught:
@@ -231,9 +229,9 @@ def test_an_amount_beyond_numeric_20_4_is_named_not_a_stalled_copy(
 
 
 def test_a_failed_rebuild_names_the_event_and_leaves_the_live_tables(
-        book: tuple[LoanLedger, list[UUID]]) -> None:
+        book: tuple[Ledger, list[UUID]]) -> None:
     app, loans = book
-    runner = ProjectionRunner(app, batch_size=16, rebuild_batch_size=16)
+    runner = app.projection_runner(batch_size=16, rebuild_batch_size=16)
     runner.catch_up()
     live = _journal_rows(app)
     position = positions(runner)["journal"]
@@ -261,7 +259,7 @@ def test_a_failed_rebuild_names_the_event_and_leaves_the_live_tables(
     assert _journal_rows(app) == live
 
 
-def _journal_rows(app: LoanLedger) -> list[tuple[Any, ...]]:
+def _journal_rows(app: Ledger) -> list[tuple[Any, ...]]:
     from projections.journal import journal_entries
 
     with app.engine.connect() as conn:
@@ -271,12 +269,12 @@ def _journal_rows(app: LoanLedger) -> list[tuple[Any, ...]]:
 
 
 def test_run_forever_logs_one_line_serves_the_others_and_retries_with_a_back_off(
-        book: tuple[LoanLedger, list[UUID]], submit: Submit,
+        book: tuple[Ledger, list[UUID]], submit: Submit,
         caplog: pytest.LogCaptureFixture) -> None:
     app, loans = book
     paid = last_event(app, loans[0], "loan.RepaymentReceived")
     bad = append(app, loans[0], paid, amount=Decimal("101.00"))
-    runner = ProjectionRunner(app)
+    runner = app.runner
     attempts: list[tuple[str, float]] = []
     real_run_batch = runner.run_batch
 
@@ -343,7 +341,7 @@ def _wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
 
 
 def test_the_migrated_tracking_table_matches_the_declared_one(
-        ledger_app: LoanLedger) -> None:
+        ledger_app: Ledger) -> None:
     migrated = {c["name"]: c["nullable"]
                 for c in inspect(ledger_app.engine).get_columns("projection_tracking")}
     assert migrated == {c.name: c.nullable for c in tracking.columns}

@@ -19,9 +19,9 @@ from uuid import UUID
 import pytest
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, inspect, select
 
-from ledger.app.application import LoanLedger
+from ledger.service import Ledger
 from projections.base import Batch, Projection, RowSet
-from projections.runner import ProjectionConflict, ProjectionFailed, ProjectionRunner
+from projections.runner import ProjectionConflict, ProjectionFailed
 
 tally_md = MetaData()
 tally_table = Table(
@@ -55,20 +55,20 @@ class Tally(Projection):
         rows.flush()
 
 
-def tally_of(app: LoanLedger) -> dict[str, int]:
+def tally_of(app: Ledger) -> dict[str, int]:
     with app.engine.connect() as conn:
         return {r.loan_id: r.events for r in conn.execute(select(tally_table))}
 
 
-def events_per_loan(app: LoanLedger) -> dict[str, int]:
+def events_per_loan(ledger: Ledger) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for n in app.recorder.select_notifications(1, 1_000_000):
+    for n in ledger.app.recorder.select_notifications(1, 1_000_000):
         counts[str(n.originator_id)] = counts.get(str(n.originator_id), 0) + 1
     return counts
 
 
 @pytest.fixture
-def book(ledger_app: LoanLedger, open_loan: Callable[..., UUID]) -> LoanLedger:
+def book(ledger_app: Ledger, open_loan: Callable[..., UUID]) -> Ledger:
     """Given three loans with a month of closed business days (about 100 events)."""
     tally_md.create_all(ledger_app.engine)
     for n in range(3):
@@ -77,8 +77,8 @@ def book(ledger_app: LoanLedger, open_loan: Callable[..., UUID]) -> LoanLedger:
     return ledger_app
 
 
-def test_catch_up_counts_every_event_exactly_once_in_small_batches(book: LoanLedger) -> None:
-    runner = ProjectionRunner(book, [Tally()], batch_size=7)
+def test_catch_up_counts_every_event_exactly_once_in_small_batches(book: Ledger) -> None:
+    runner = book.projection_runner([Tally()], batch_size=7)
     done = runner.catch_up()
     assert done["tally"] == runner.head()
     assert tally_of(book) == events_per_loan(book)
@@ -88,8 +88,8 @@ def test_catch_up_counts_every_event_exactly_once_in_small_batches(book: LoanLed
 
 
 def test_new_events_are_picked_up_from_the_last_position(
-        book: LoanLedger, open_loan: Callable[..., UUID]) -> None:
-    runner = ProjectionRunner(book, [Tally()], batch_size=50)
+        book: Ledger, open_loan: Callable[..., UUID]) -> None:
+    runner = book.projection_runner([Tally()], batch_size=50)
     runner.catch_up()
     open_loan(book, borrower_id="late-comer", applied_on=date(2026, 2, 11),
               approved_on=date(2026, 2, 11), disbursed_on=date(2026, 2, 11),
@@ -99,8 +99,8 @@ def test_new_events_are_picked_up_from_the_last_position(
     assert tally_of(book) == events_per_loan(book)
 
 
-def test_status_reports_position_head_and_lag(book: LoanLedger) -> None:
-    runner = ProjectionRunner(book, [Tally()], batch_size=10)
+def test_status_reports_position_head_and_lag(book: Ledger) -> None:
+    runner = book.projection_runner([Tally()], batch_size=10)
     [before] = runner.status()
     assert (before.position, before.lag_events) == (0, runner.head())
     assert before.lag_seconds >= 0
@@ -112,13 +112,13 @@ def test_status_reports_position_head_and_lag(book: LoanLedger) -> None:
     assert current.lag_events == 0 and current.lag_seconds == 0
 
 
-def test_a_failing_batch_writes_nothing_and_keeps_the_position(book: LoanLedger) -> None:
+def test_a_failing_batch_writes_nothing_and_keeps_the_position(book: Ledger) -> None:
     class Exploding(Tally):
         def process(self, batch: Batch) -> None:
             super().process(batch)  # rows written inside the transaction …
             raise RuntimeError("disk on fire")  # … then the batch fails
 
-    runner = ProjectionRunner(book, [Exploding()], batch_size=20)
+    runner = book.projection_runner([Exploding()], batch_size=20)
     runner.ensure_tracking()
     with pytest.raises(RuntimeError):
         runner.run_batch(runner.get("tally"))
@@ -127,30 +127,30 @@ def test_a_failing_batch_writes_nothing_and_keeps_the_position(book: LoanLedger)
 
 
 def test_a_runner_that_read_a_stale_position_rolls_back_its_batch(
-        book: LoanLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+        book: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given one runner that applied the first batch,
-    first = ProjectionRunner(book, [Tally()], batch_size=30)
+    first = book.projection_runner([Tally()], batch_size=30)
     first.ensure_tracking()
     first.run_batch(first.get("tally"))
     counted = tally_of(book)
     # when a second runner still believes the position is 0 (it read it before the commit),
     import projections.runner as runner_module
 
-    real_position = runner_module._position
-    monkeypatch.setattr(runner_module, "_position", lambda conn, name: 0)
-    second = ProjectionRunner(book, [Tally()], batch_size=30)
+    real_position = runner_module.read_position
+    monkeypatch.setattr(runner_module, "read_position", lambda conn, name: 0)
+    second = book.projection_runner([Tally()], batch_size=30)
     # then its batch fails on the position check and nothing it wrote survives,
     with pytest.raises(ProjectionConflict):
         second.run_batch(second.get("tally"))
     assert tally_of(book) == counted
     # and once it reads the real position it simply carries on.
-    monkeypatch.setattr(runner_module, "_position", real_position)
+    monkeypatch.setattr(runner_module, "read_position", real_position)
     second.catch_up()
     assert tally_of(book) == events_per_loan(book)
 
 
-def test_rebuild_swaps_in_tables_equal_to_the_incremental_ones(book: LoanLedger) -> None:
-    runner = ProjectionRunner(book, [Tally()], batch_size=13)
+def test_rebuild_swaps_in_tables_equal_to_the_incremental_ones(book: Ledger) -> None:
+    runner = book.projection_runner([Tally()], batch_size=13)
     runner.catch_up()
     incremental = tally_of(book)
     result = runner.rebuild("tally")
@@ -189,16 +189,16 @@ class Logging(Tally):
         return position
 
 
-def log_of(app: LoanLedger) -> list[tuple[int, str]]:
+def log_of(app: Ledger) -> list[tuple[int, str]]:
     with app.engine.connect() as conn:
         return [tuple(r) for r in conn.execute(select(log_table).order_by(log_table.c.position))]
 
 
 def test_a_rebuild_copies_history_rows_in_the_background_and_swaps_them_in(
-        book: LoanLedger) -> None:
+        book: Ledger) -> None:
     if book.engine.dialect.name != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
-    runner = ProjectionRunner(book, [Logging()], batch_size=13, rebuild_batch_size=13)
+    runner = book.projection_runner([Logging()], batch_size=13, rebuild_batch_size=13)
     runner.catch_up()
     incremental = log_of(book)
     assert len(incremental) == runner.head()
@@ -208,7 +208,7 @@ def test_a_rebuild_copies_history_rows_in_the_background_and_swaps_them_in(
 
 
 def test_a_failing_background_copy_fails_the_rebuild_and_keeps_the_live_tables(
-        book: LoanLedger) -> None:
+        book: Ledger) -> None:
     if book.engine.dialect.name != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
 
@@ -216,9 +216,9 @@ def test_a_failing_background_copy_fails_the_rebuild_and_keeps_the_live_tables(
         def line_position(self, position: int) -> int:
             return 1  # every line the same key: the background COPY fails
 
-    ProjectionRunner(book, [Logging()]).catch_up()
-    incremental, position = log_of(book), ProjectionRunner(book, [Logging()]).position("tally")
-    runner = ProjectionRunner(book, [Duplicating()], batch_size=13, rebuild_batch_size=13)
+    book.projection_runner([Logging()]).catch_up()
+    incremental, position = log_of(book), book.projection_runner([Logging()]).position("tally")
+    runner = book.projection_runner([Duplicating()], batch_size=13, rebuild_batch_size=13)
     # The background COPY fails batches after the line that broke it; the rebuild still names
     # the event itself: the second, whose line repeats the first one's key.
     with pytest.raises(ProjectionFailed, match=r"^rebuild of projection tally cannot apply "
@@ -228,7 +228,7 @@ def test_a_failing_background_copy_fails_the_rebuild_and_keeps_the_live_tables(
     assert runner.position("tally") == position
     assert "test_event_log__rebuild" not in inspect(book.engine).get_table_names()
     # The next rebuild starts from scratch and succeeds.
-    ProjectionRunner(book, [Logging()], rebuild_batch_size=13).rebuild("tally")
+    book.projection_runner([Logging()], rebuild_batch_size=13).rebuild("tally")
     assert log_of(book) == incremental
 
 
@@ -237,12 +237,11 @@ def _runner_script(tmp_path: Path) -> Path:
     script.write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from ledger.app.application import LoanLedger
+        from ledger.bootstrap import build_ledger
         from ledger.settings import Settings
-        from projections.runner import ProjectionRunner
         from test_projection_runner import Tally
-        app = LoanLedger(Settings(database_url=sys.argv[1]))
-        ProjectionRunner(app, [Tally()], batch_size=int(sys.argv[2])).catch_up()
+        ledger = build_ledger(Settings(database_url=sys.argv[1]))
+        ledger.projection_runner([Tally()], batch_size=int(sys.argv[2])).catch_up()
     """))
     return script
 
@@ -250,7 +249,7 @@ def _runner_script(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("point", ["projection_inside_batch", "projection_between_batches"])
 @pytest.mark.parametrize("nth", [1, 3])
 def test_a_killed_runner_resumes_without_counting_anything_twice(
-        book: LoanLedger, tmp_path: Path, point: str, nth: int) -> None:
+        book: Ledger, tmp_path: Path, point: str, nth: int) -> None:
     script = _runner_script(tmp_path)
     url = book.engine.url.render_as_string(hide_password=False)
     env = {**os.environ, "LEDGER_FAULT_CRASH": f"{point}:{nth}"}
@@ -258,12 +257,36 @@ def test_a_killed_runner_resumes_without_counting_anything_twice(
     killed = subprocess.run([sys.executable, str(script), url, "9"], env=env,
                             capture_output=True, text=True, check=False)
     assert killed.returncode == -9, killed.stderr
-    ProjectionRunner(book, [Tally()]).ensure_tracking()
-    position = ProjectionRunner(book, [Tally()]).position("tally")
+    runner = book.projection_runner([Tally()])
+    runner.ensure_tracking()
+    position = runner.position("tally")
     committed = nth - 1 if point == "projection_inside_batch" else nth
-    assert position == min(9 * committed, ProjectionRunner(book, [Tally()]).head())
+    assert position == min(9 * committed, runner.head())
     # and then rerun without the fault,
     env.pop("LEDGER_FAULT_CRASH")
     subprocess.run([sys.executable, str(script), url, "9"], env=env, check=True)
     # every event is counted exactly once.
     assert tally_of(book) == events_per_loan(book)
+
+
+def test_the_read_side_imports_nothing_of_the_ledger() -> None:
+    # Projections are given what they need (engine, log reader, settings values); importing
+    # every one of them, the runner and the registry loads no ledger module.
+    code = ("import sys, projections.registry, projections.runner; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ledger'))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).parents[2])
+    assert loaded.stdout.strip() == "[]"
+
+
+def test_the_registry_builds_one_of_each_projection_with_its_service_levels() -> None:
+    from projections.complaints import ComplaintHistory
+    from projections.registry import PROJECTIONS, REPORTS, all_projections
+
+    built = all_projections(ack_sla_days=2, resolve_sla_days=9)
+    assert [type(p) for p in built] == list(PROJECTIONS)
+    assert len({p.name for p in built}) == len(built)
+    [complaints] = [p for p in built if isinstance(p, ComplaintHistory)]
+    assert (complaints.ack_sla.days, complaints.resolve_sla.days) == (2, 9)
+    assert set(REPORTS) == {"balances", "delinquency", "complaints", "trial-balance",
+                            "portfolio"}

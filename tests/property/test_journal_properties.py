@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from domain.errors import LedgerError
-from ledger.app.application import LoanLedger
 from ledger.app.commands import parse_command
+from ledger.bootstrap import build_ledger
 from ledger.persistence import migrations
+from ledger.service import Ledger
 from ledger.settings import Settings
 from projections.journal import Journal, account_balances, journal_entries, journal_loans
-from projections.runner import ProjectionRunner
 
 D = Decimal
 CENT = D("0.01")
@@ -68,23 +68,22 @@ def _template() -> Path:
 
 
 @contextmanager
-def fresh_ledger() -> Iterator[LoanLedger]:
+def fresh_ledger() -> Iterator[Ledger]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ledger.db"
         shutil.copy(_template(), path)
-        app = LoanLedger(Settings(database_url=f"sqlite:///{path}"))
+        app = build_ledger(Settings(database_url=f"sqlite:///{path}"))
         try:
             yield app
         finally:
             app.close()
-            app.engine.dispose()
 
 
 class Story:
     """Plays steps against the ledger as an integration would; refused commands change nothing
     and are simply skipped."""
 
-    def __init__(self, app: LoanLedger) -> None:
+    def __init__(self, app: Ledger) -> None:
         self.app = app
         self.today = START
         self.loans: list[UUID] = []
@@ -135,7 +134,7 @@ class Story:
                       currency=currency)
 
 
-def differences(app: LoanLedger) -> set[Decimal]:
+def differences(app: Ledger) -> set[Decimal]:
     """Debits minus credits per currency, over the journal lines and over the balances."""
     with app.engine.connect() as conn:
         lines = conn.execute(
@@ -151,7 +150,7 @@ def differences(app: LoanLedger) -> set[Decimal]:
             | {D(str(b)).quantize(q) for _, b in totals})
 
 
-def snapshot(app: LoanLedger) -> dict[str, list[tuple[Any, ...]]]:
+def snapshot(app: Ledger) -> dict[str, list[tuple[Any, ...]]]:
     with app.engine.connect() as conn:
         return {t.name: sorted(tuple(r) for r in conn.execute(select(t)))
                 for t in Journal.tables}
@@ -163,7 +162,7 @@ def test_trial_balance_is_zero_at_every_batch_boundary(history: list[Step],
                                                       batch_size: int) -> None:
     with fresh_ledger() as app:
         story = Story(app)
-        runner = ProjectionRunner(app, [Journal()], batch_size=batch_size)
+        runner = app.projection_runner([Journal()], batch_size=batch_size)
         runner.ensure_tracking()
         journal = runner.get("journal")
         for step in [*PROLOGUE, *history]:
@@ -178,7 +177,7 @@ def test_trial_balance_is_zero_at_every_batch_boundary(history: list[Step],
 def test_rebuilt_journal_equals_incremental(history: list[Step], batch_size: int) -> None:
     with fresh_ledger() as app:
         story = Story(app)
-        runner = ProjectionRunner(app, [Journal()], batch_size=batch_size)
+        runner = app.projection_runner([Journal()], batch_size=batch_size)
         for step in [*PROLOGUE, *history, Step("eod", 0, 40, 1)]:
             if step.kind == "project":
                 runner.catch_up()

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.errors import LedgerError
-from ledger.app.application import LoanLedger
+from ledger.bootstrap import build_ledger
 from ledger.persistence import migrations
+from ledger.service import Ledger
 from ledger.settings import Settings
 from projections.balances import LoanBalances
 from projections.delinquency import Delinquency
@@ -56,17 +57,17 @@ def database_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("projection_properties")
 
 
-def fresh_app(directory: Path) -> LoanLedger:
+def fresh_app(directory: Path) -> Ledger:
     url = f"sqlite:///{directory / f'ledger_{next(_databases)}.db'}"
     migrations.upgrade(url)
-    return LoanLedger(Settings(database_url=url))
+    return build_ledger(Settings(database_url=url))
 
 
-def runner(app: LoanLedger, batch_size: int = 5000) -> ProjectionRunner:
-    return ProjectionRunner(app, [LoanBalances(), Delinquency()], batch_size=batch_size)
+def runner(app: Ledger, batch_size: int = 5000) -> ProjectionRunner:
+    return app.projection_runner([LoanBalances(), Delinquency()], batch_size=batch_size)
 
 
-def play(app: LoanLedger, history: list[Step]) -> None:
+def play(app: Ledger, history: list[Step]) -> None:
     """Three loans (annuity / equal principal, both prepayment options, two currencies) and
     the history's commands; commands the domain refuses simply change nothing."""
     loans = [
