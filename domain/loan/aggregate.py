@@ -19,7 +19,6 @@ from eventsourcing.domain import Snapshot as BaseSnapshot
 from eventsourcing.utils import register_topic
 
 from domain.allocation import Allocation, Component, DueItem, allocate
-from domain.daycount import year_fraction
 from domain.delinquency import (
     DEFAULT_POLICY,
     DelinquencyPolicy,
@@ -36,6 +35,7 @@ from domain.errors import (
     OverpaymentNotAllowed,
     ValidationError,
 )
+from domain.loan.accrual import daily_penalty, period_exact, segment_exact, unbilled_target
 from domain.loan.invariants import (
     check_allocation,
     check_balance_limit,
@@ -509,16 +509,13 @@ class Loan(Aggregate):
             return
         # CALC, not the ambient 28-digit context: the schedule keeps 34 digits, and an exact
         # half-cent must round the same way in both.
-        self.period_exact_closed = CALC.add(self.period_exact_closed, self._segment_exact(through))
+        self.period_exact_closed = CALC.add(self.period_exact_closed, segment_exact(
+            self.principal_not_due, self.annual_rate, self.terms.day_count, self.segment_start,
+            through))
         self.segment_start = through
 
     def replace_future_installments(self, schedule: list[dict[str, Any]]) -> None:
         self.installments = self.billed() + [InstallmentState.from_dict(d) for d in schedule]
-
-    def _segment_exact(self, through: date) -> Decimal:
-        assert self.segment_start is not None
-        fraction = year_fraction(self.terms.day_count, self.segment_start, through)
-        return CALC.multiply(CALC.multiply(self.principal_not_due, self.annual_rate), fraction)
 
     # ------------------------------------------------------------ commands
     def approve(self, business_date: date) -> None:
@@ -577,25 +574,22 @@ class Loan(Aggregate):
         self._assess_arrears(day)
 
     def _accrued_target(self, day: date) -> Decimal:
-        return self._unbilled_target(self._period_exact(day))
-
-    def _unbilled_target(self, period_exact: Decimal) -> Decimal:
-        """Posted, unbilled interest of the period for an exact cumulative accrual: rounded,
-        less what a prepayment already settled (so it is not posted again)."""
-        terms = self.terms
-        return (terms.money_currency.round(period_exact, terms.product.rounding)
-                - self.interest_settled_in_period)
-
-    def _period_exact(self, day: date) -> Decimal:
         assert self.segment_start is not None
-        return CALC.add(self.period_exact_closed,
-                        self._segment_exact(day) if day > self.segment_start else ZERO)
+        terms = self.terms
+        return unbilled_target(
+            period_exact(self.period_exact_closed, self.principal_not_due, self.annual_rate,
+                         terms.day_count, self.segment_start, day),
+            terms.money_currency, terms.product.rounding, self.interest_settled_in_period)
 
     def _accrue_and_bill(self, day: date, *, end_of_day: bool) -> None:
         # 1. interest accrual: cumulative exact accrual of the period, rounded, minus posted,
         #    so the rounding remainder is carried and the period sums exactly.
-        exact = self._period_exact(day)
-        amount = self._unbilled_target(exact) - self.interest_accrued
+        terms = self.terms
+        assert self.segment_start is not None
+        exact = period_exact(self.period_exact_closed, self.principal_not_due, self.annual_rate,
+                             terms.day_count, self.segment_start, day)
+        amount = unbilled_target(exact, terms.money_currency, terms.product.rounding,
+                                 self.interest_settled_in_period) - self.interest_accrued
         if amount < 0:  # the cumulative accrual never decreases; a day posts zero or more
             raise InvariantViolated(f"InterestAccrued: amount {amount} on {day} is negative",
                                     field="amount", rule="non_negative")
@@ -620,8 +614,6 @@ class Loan(Aggregate):
         """Steps 3-5 of closing a day; each is idempotent, so a day whose interest a
         repayment already posted can be assessed again safely."""
         terms = self.terms
-        currency = terms.money_currency
-        rounding = terms.product.rounding
         # 3. overdue transition after grace days.
         dpd = self.dpd_on(day)
         grace = terms.product.grace_days
@@ -636,13 +628,11 @@ class Loan(Aggregate):
         if dpd > grace and (self.penalty_through is None or day > self.penalty_through):
             base = self.penalty_base(day)
             if base > 0:
-                penalty_rate = CALC.multiply(self.annual_rate, 1 + terms.product.penalty_markup)
-                fraction = year_fraction(terms.day_count, day - ONE_DAY, day)
-                exact = CALC.add(self.penalty_carry,
-                                 CALC.multiply(CALC.multiply(base, penalty_rate), fraction))
-                posted = currency.round(exact, rounding)
+                posted, carry = daily_penalty(
+                    base, self.annual_rate, terms.product.penalty_markup, terms.day_count, day,
+                    self.penalty_carry, terms.money_currency, terms.product.rounding)
                 self.trigger_event(self.PenaltyAccrued, business_date=day, amount=posted,
-                                   base=base, carry=exact - posted)
+                                   base=base, carry=carry)
         # 5. delinquency classification; an event only when something changed.
         self._reclassify(day, dpd)
 
