@@ -20,10 +20,7 @@ from eventsourcing.utils import register_topic
 
 from domain.allocation import Allocation, Component, DueItem, allocate
 from domain.delinquency import (
-    DEFAULT_POLICY,
-    DelinquencyPolicy,
     classify,
-    days_past_due,
 )
 from domain.errors import (
     CurrencyMismatch,
@@ -43,6 +40,7 @@ from domain.loan.invariants import (
     check_sum,
     schedule_principal,
 )
+from domain.loan.position import LoanPosition
 from domain.loan.state import (
     CAPITALIZED,
     COMPONENTS,
@@ -67,7 +65,7 @@ def _schedule_dicts(installments: list[Installment]) -> list[dict[str, Any]]:
     return [i.as_dict() for i in installments]
 
 
-class Loan(Aggregate):
+class Loan(LoanPosition, Aggregate):
     TOPIC = "loan"
     State = LoanState  # every attribute below, typed: what a snapshot stores
 
@@ -405,90 +403,6 @@ class Loan(Aggregate):
         clone.__dict__.update(state)
         return clone
 
-    # --------------------------------------------------------------- derived
-    @property
-    def money_currency(self) -> Currency:
-        return Currency.of(self.currency)
-
-    @property
-    def policy(self) -> DelinquencyPolicy:
-        return DEFAULT_POLICY
-
-    def installment(self, number: int) -> InstallmentState:
-        for inst in self.installments:
-            if inst.number == number:
-                return inst
-        raise KeyError(number)
-
-    def billed(self) -> list[InstallmentState]:
-        return [i for i in self.installments if i.fell_due]
-
-    def future(self) -> list[InstallmentState]:
-        return [i for i in self.installments if not i.fell_due]
-
-    def principal_due_unpaid(self) -> Decimal:
-        return sum((i.principal_unpaid for i in self.billed()), ZERO)
-
-    def interest_due_unpaid(self) -> Decimal:
-        return sum((i.interest_unpaid for i in self.billed()), ZERO)
-
-    @property
-    def principal_outstanding(self) -> Decimal:
-        return self.principal_not_due + self.principal_due_unpaid()
-
-    def penalty_base(self, day: date) -> Decimal:
-        """What penalty interest runs on for ``day``: the unpaid principal (and, compounding,
-        interest) of each installment overdue that day, i.e. whose own due date + grace days
-        is before ``day``. On its due date an installment still earns contract interest, and
-        each installment's grace counts from its own due date."""
-        product = self.terms.product
-        cutoff = day - timedelta(days=product.grace_days)
-        base = ZERO
-        for inst in self.installments:  # in due-date order, billed ones first
-            if inst.due_date >= cutoff or not inst.fell_due:
-                break
-            base += inst.principal - inst.principal_paid
-            if product.compound_penalty:
-                base += inst.interest - inst.interest_paid
-        return base
-
-    def arrears_due(self) -> Decimal:
-        return (self.principal_due_unpaid() + self.interest_due_unpaid()
-                + self.penalty_outstanding + self.fees_outstanding)
-
-    def oldest_unpaid_due_date(self) -> date | None:
-        for inst in self.billed():
-            if inst.principal_unpaid or inst.interest_unpaid:
-                return inst.due_date
-        if self.penalty_outstanding or self.fees_outstanding:
-            return self.overdue_since
-        return None
-
-    def dpd_on(self, business_date: date) -> int:
-        return days_past_due(business_date, self.oldest_unpaid_due_date())
-
-    @property
-    def current_dpd(self) -> int:
-        """DPD at the close of the last closed business day (the stored classification keeps
-        the DPD of its last transition only)."""
-        if self.status != LoanStatus.ACTIVE or self.last_closed_on is None:
-            return self.classification_dpd()
-        return self.dpd_on(self.last_closed_on)
-
-    def classification_dpd(self) -> int:
-        return int(self.classification.get("dpd", 0))
-
-    def payoff_amount(self, on: date | None = None) -> Decimal:
-        """What settles the loan on ``on``: arrears, interest accrued through that day and all
-        principal. Without a date: what is posted so far."""
-        accrued = self.interest_accrued
-        if on is not None and self.accrued_through is not None and on > self.accrued_through:
-            accrued = self._accrued_target(on)
-        return self.arrears_due() + accrued + self.principal_not_due
-
-    def is_in_observation(self, on: date) -> bool:
-        return self.observation_until is not None and on <= self.observation_until
-
     # ------------------------------------------------------- state helpers
     def apply_allocation_line(self, component: str, number: int | None, amount: Decimal) -> None:
         if component == Component.PENALTY:
@@ -572,14 +486,6 @@ class Loan(Aggregate):
         # bills nothing new; it still marks the day closed.
         self._accrue_and_bill(day, end_of_day=True)
         self._assess_arrears(day)
-
-    def _accrued_target(self, day: date) -> Decimal:
-        assert self.segment_start is not None
-        terms = self.terms
-        return unbilled_target(
-            period_exact(self.period_exact_closed, self.principal_not_due, self.annual_rate,
-                         terms.day_count, self.segment_start, day),
-            terms.money_currency, terms.product.rounding, self.interest_settled_in_period)
 
     def _accrue_and_bill(self, day: date, *, end_of_day: bool) -> None:
         # 1. interest accrual: cumulative exact accrual of the period, rounded, minus posted,
@@ -787,13 +693,6 @@ class Loan(Aggregate):
                            reference=reference)
 
     # ------------------------------------------------------------- helpers
-    @property
-    def last_event_date(self) -> date:
-        dates = [d for d in (self.applied_on, self.approved_on, self.disbursed_on,
-                             self.last_closed_on, self.accrued_through, self.written_off_on,
-                             self.closed_on) if d is not None]
-        return max(dates)
-
     def _due_items(self, business_date: date) -> list[DueItem]:
         items: list[DueItem] = []
         oldest = self.oldest_unpaid_due_date() or business_date
