@@ -18,7 +18,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.domain import Snapshot as BaseSnapshot
 from eventsourcing.utils import register_topic
 
-from domain.allocation import Allocation, Component, DueItem, allocate
+from domain.allocation import Allocation, Component
 from domain.delinquency import (
     classify,
 )
@@ -41,6 +41,7 @@ from domain.loan.invariants import (
     schedule_principal,
 )
 from domain.loan.position import LoanPosition
+from domain.loan.repayment import due_items, plan_repayment
 from domain.loan.state import (
     CAPITALIZED,
     COMPONENTS,
@@ -52,8 +53,8 @@ from domain.loan.state import (
     RestructureKind,
 )
 from domain.money import CALC, Currency
-from domain.schedule import AmortizationMethod, Installment, build_schedule, monthly_due_dates
-from domain.terms import LoanTerms, PrepaymentOption, check_rate
+from domain.schedule import Installment, build_schedule, monthly_due_dates
+from domain.terms import LoanTerms, check_rate
 
 ZERO = Decimal(0)
 ONE_DAY = timedelta(days=1)
@@ -574,38 +575,27 @@ class Loan(LoanPosition, Aggregate):
         if self.accrued_through is None or business_date > self.accrued_through:
             self.close_day(business_date - ONE_DAY)
             self._accrue_and_bill(business_date, end_of_day=False)
-        items = self._due_items(business_date)
-        allocation = allocate(amount, items, terms.product.allocation_waterfall)
-        remainder = allocation.remainder
-        accrued_paid = prepaid = overpayment = ZERO
-        new_schedule: list[dict[str, Any]] | None = None
-        payoff_rest = self.principal_not_due + self.interest_accrued
-        if remainder > 0 and remainder >= payoff_rest:
-            # Full payoff: settle accrued interest and every remaining principal; keep the rest.
-            accrued_paid, prepaid = self.interest_accrued, self.principal_not_due
-            overpayment = remainder - payoff_rest
-            new_schedule = []
-        elif remainder > 0:
-            # Interest accrued to date is settled before principal is prepaid, as at payoff;
-            # so a payment short of payoff never prepays more principal than is outstanding.
-            accrued_paid = min(remainder, self.interest_accrued)
-            prepaid = remainder - accrued_paid
-            if prepaid:
-                rebuilt = self._rebuilt_schedule(business_date, self.principal_not_due - prepaid,
-                                                 terms.product.prepayment)
-                check_sum("RepaymentReceived", "principal not due after the prepayment",
-                           self.principal_not_due - prepaid, schedule_principal(rebuilt))
-                new_schedule = _schedule_dicts(rebuilt)
+        plan = plan_repayment(
+            amount, due_items(self.billed(), self.penalty_outstanding, self.fees_outstanding,
+                              self.oldest_unpaid_due_date() or business_date),
+            principal_not_due=self.principal_not_due, interest_accrued=self.interest_accrued,
+            future=self.future(), annual_rate=self.annual_rate, terms=terms)
+        accrued_paid, prepaid = plan.accrued_interest_paid, plan.prepaid_principal
+        overpayment, new_schedule = plan.overpayment, plan.new_schedule
+        if new_schedule is not None and not plan.pays_off:
+            check_sum("RepaymentReceived", "principal not due after the prepayment",
+                      self.principal_not_due - prepaid, schedule_principal(new_schedule))
         self._check_balance_limit("the overpayment held", self.overpayment + overpayment,
                                   "amount")
-        stored = allocation.as_dict()
+        stored = plan.allocation.as_dict()
         check_allocation("RepaymentReceived", amount, stored, {
             "accrued_interest_paid": accrued_paid, "prepaid_principal": prepaid,
             "overpayment": overpayment})
         self.trigger_event(
             self.RepaymentReceived, business_date=business_date, amount=amount,
             allocation=stored, accrued_interest_paid=accrued_paid,
-            prepaid_principal=prepaid, overpayment=overpayment, new_schedule=new_schedule,
+            prepaid_principal=prepaid, overpayment=overpayment,
+            new_schedule=None if new_schedule is None else _schedule_dicts(new_schedule),
             reference=reference)
         self._close_if_settled(business_date)
 
@@ -693,39 +683,6 @@ class Loan(LoanPosition, Aggregate):
                            reference=reference)
 
     # ------------------------------------------------------------- helpers
-    def _due_items(self, business_date: date) -> list[DueItem]:
-        items: list[DueItem] = []
-        oldest = self.oldest_unpaid_due_date() or business_date
-        if self.penalty_outstanding > 0:
-            items.append(DueItem(Component.PENALTY, oldest, self.penalty_outstanding))
-        if self.fees_outstanding > 0:
-            items.append(DueItem(Component.FEES, oldest, self.fees_outstanding))
-        for inst in self.billed():
-            if inst.interest_unpaid > 0:
-                items.append(DueItem(Component.INTEREST, inst.due_date, inst.interest_unpaid,
-                                     inst.number))
-            if inst.principal_unpaid > 0:
-                items.append(DueItem(Component.PRINCIPAL, inst.due_date, inst.principal_unpaid,
-                                     inst.number))
-        return items
-
-    def _rebuilt_schedule(self, business_date: date, principal: Decimal,
-                          option: PrepaymentOption) -> list[Installment]:
-        future = self.future()
-        if principal <= 0 or not future:
-            return []
-        terms = self.terms
-        fixed: Decimal | None = None
-        if option == PrepaymentOption.SHORTEN_TERM:
-            first = future[0]
-            fixed = (first.principal if terms.method == AmortizationMethod.EQUAL_PRINCIPAL
-                     else first.principal + first.interest)
-        return build_schedule(
-            principal=principal, annual_rate=self.annual_rate, term=len(future),
-            method=terms.method, day_count=terms.day_count, start_date=future[0].start_date,
-            first_due=future[0].due_date, currency=terms.money_currency,
-            rounding=terms.product.rounding, fixed_payment=fixed, first_number=future[0].number)
-
     def _schedule_from(self, business_date: date, principal: Decimal, count: int,
                        rate: Decimal) -> list[Installment]:
         terms = self.terms

@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 
-import domain.loan.aggregate as loan_module
 from domain.allocation import Allocation, AllocationLine, DueItem, Waterfall, allocate
 from domain.errors import InvalidAmount, InvariantViolated, LedgerError
-from domain.loan import Loan, RestructureKind
+from domain.loan import Loan, RestructureKind, aggregate, repayment
 from domain.money import Currency
 from domain.schedule import Installment
 from tests.factories import (
@@ -76,7 +75,7 @@ def test_a_repayment_whose_allocation_drops_a_cent_is_not_recorded(
                               first.installment)
         return Allocation((line, *good.lines[1:]), good.remainder)
 
-    monkeypatch.setattr(loan_module, "allocate", lossy)
+    monkeypatch.setattr(repayment, "allocate", lossy)
     loan = overdue_on(date(2026, 2, 20))
     # when 1000.00 is paid, the parts add up to 999.99: refused, naming the event and parts.
     error = refused(loan, lambda: loan.receive_repayment(date(2026, 2, 20), D("1000.00"), "CNY"))
@@ -105,9 +104,9 @@ def test_a_repayment_whose_allocation_misstates_a_components_total_is_not_record
 def test_a_prepayment_whose_new_schedule_loses_a_cent_is_not_recorded(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a schedule builder that leaves a cent of principal out of the rebuilt plan,
-    real = Loan._rebuilt_schedule
-    monkeypatch.setattr(Loan, "_rebuilt_schedule",
-                        lambda self, *args: short_by_a_cent(real(self, *args)))
+    real = repayment.rebuilt_schedule
+    monkeypatch.setattr(repayment, "rebuilt_schedule",
+                        lambda *args: short_by_a_cent(real(*args)))
     loan = active_loan()
     loan.close_day(date(2026, 1, 20))
     loan.collect_events()
@@ -167,8 +166,8 @@ def test_a_write_off_with_a_negative_part_is_not_recorded() -> None:
 
 def test_a_disbursement_whose_schedule_loses_a_cent_is_not_recorded(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    real = loan_module.build_schedule
-    monkeypatch.setattr(loan_module, "build_schedule",
+    real = aggregate.build_schedule
+    monkeypatch.setattr(aggregate, "build_schedule",
                         lambda **kwargs: short_by_a_cent(real(**kwargs)))
     loan = approved_loan()
     error = refused(loan, lambda: loan.disburse(date(2026, 1, 10), first_due=FIRST_DUE))
