@@ -25,7 +25,6 @@ from domain.delinquency import (
 from domain.errors import (
     CurrencyMismatch,
     InvalidDate,
-    InvalidTerm,
     InvalidTransition,
     InvariantViolated,
     LoanNotActive,
@@ -42,6 +41,7 @@ from domain.loan.invariants import (
 )
 from domain.loan.position import LoanPosition
 from domain.loan.repayment import due_items, plan_repayment
+from domain.loan.restructuring import RestructurePlan, plan_restructure
 from domain.loan.state import (
     CAPITALIZED,
     COMPONENTS,
@@ -54,7 +54,7 @@ from domain.loan.state import (
 )
 from domain.money import CALC, Currency
 from domain.schedule import Installment, build_schedule, monthly_due_dates
-from domain.terms import LoanTerms, check_rate
+from domain.terms import LoanTerms
 
 ZERO = Decimal(0)
 ONE_DAY = timedelta(days=1)
@@ -605,54 +605,25 @@ class Loan(LoanPosition, Aggregate):
                     capitalize_arrears: bool = False) -> None:
         self._check_active("restructure")
         self._check_not_before(business_date, self.last_event_date)
-        terms = self.terms
-        remaining = len(self.future())
-        rate = self.annual_rate
-        if kind == RestructureKind.EXTENSION:
-            if not extend_months or extend_months < 1 or extend_months > 120:
-                raise InvalidTerm("extend_months must be from 1 to 120 for an extension (展期)",
-                                  field="extend_months", rule="range_1_120")
-            count = remaining + extend_months
-        elif kind == RestructureKind.REAMORTIZATION:
-            if not new_term or new_term < 1 or new_term > 600:
-                raise InvalidTerm("new_term must be from 1 to 600 months", field="new_term",
-                                  rule="range_1_600")
-            count = new_term
-        elif kind == RestructureKind.RATE_CHANGE:
-            if new_annual_rate is None:
-                raise InvalidTerm("new_annual_rate is required for a rate change",
-                                  field="new_annual_rate", rule="required")
-            check_rate(new_annual_rate, terms.product.rate_cap, field="new_annual_rate")
-            rate, count = new_annual_rate, max(remaining, 1)
-        else:  # capitalization of arrears keeps the remaining term
-            capitalize_arrears, count = True, max(remaining, 1)
-        interest = penalty = fees = ZERO
-        if capitalize_arrears:
-            interest = self.interest_due_unpaid()
-            penalty, fees = self.penalty_outstanding, self.fees_outstanding
-        capitalized = interest + penalty + fees
-        outstanding = self.principal_outstanding
-        principal = outstanding + capitalized
-        if principal <= 0:
-            raise InvalidTransition("nothing to restructure: no principal outstanding",
-                                    field="loan_id", rule="principal_outstanding")
-        if capitalized:
-            self._check_balance_limit(
-                "principal after capitalization", principal,
-                "kind" if kind == RestructureKind.CAPITALIZATION else "capitalize_arrears")
-        schedule = self._schedule_from(business_date, principal, count, rate)
-        principal_due = self.principal_due_unpaid()
-        self._check_restructured(capitalized, {
-            "capitalized_interest": interest, "capitalized_penalty": penalty,
-            "capitalized_fees": fees}, outstanding, principal_due, principal, schedule)
+        plan = plan_restructure(
+            kind, business_date=business_date, terms=self.terms, annual_rate=self.annual_rate,
+            installments=self.installments, principal_not_due=self.principal_not_due,
+            principal_due=self.principal_due_unpaid(), interest_due=self.interest_due_unpaid(),
+            penalty=self.penalty_outstanding, fees=self.fees_outstanding,
+            extend_months=extend_months, new_term=new_term, new_annual_rate=new_annual_rate,
+            capitalize_arrears=capitalize_arrears)
+        self._check_restructured(plan)
         self.trigger_event(
-            self.Restructured, business_date=business_date, kind=str(kind), annual_rate=rate,
-            capitalized=capitalized, capitalized_interest=interest,
-            capitalized_penalty=penalty, capitalized_fees=fees,
-            principal_due_reamortized=principal_due,
-            reamortized_principal=principal,
-            new_schedule=_schedule_dicts(schedule),
-            observation_until=business_date + timedelta(days=terms.product.observation_days))
+            self.Restructured, business_date=business_date, kind=str(kind),
+            annual_rate=plan.annual_rate, capitalized=plan.capitalized,
+            capitalized_interest=plan.capitalized_interest,
+            capitalized_penalty=plan.capitalized_penalty,
+            capitalized_fees=plan.capitalized_fees,
+            principal_due_reamortized=plan.principal_due,
+            reamortized_principal=plan.reamortized_principal,
+            new_schedule=_schedule_dicts(plan.schedule),
+            observation_until=business_date + timedelta(
+                days=self.terms.product.observation_days))
         self._reclassify(business_date, self.dpd_on(business_date))
 
     def write_off(self, business_date: date, reason: str) -> None:
@@ -683,24 +654,6 @@ class Loan(LoanPosition, Aggregate):
                            reference=reference)
 
     # ------------------------------------------------------------- helpers
-    def _schedule_from(self, business_date: date, principal: Decimal, count: int,
-                       rate: Decimal) -> list[Installment]:
-        terms = self.terms
-        future = self.future()
-        billed = self.billed()
-        anchor = (future[0].due_date if future else
-                  monthly_due_dates(billed[-1].due_date, 2)[1] if billed else
-                  monthly_due_dates(business_date, 2)[1])
-        while anchor <= business_date:
-            anchor = monthly_due_dates(anchor, 2)[1]
-        start = future[0].start_date if future else business_date
-        next_number = (billed[-1].number + 1) if billed else 1
-        return build_schedule(
-            principal=principal, annual_rate=rate, term=count, method=terms.method,
-            day_count=terms.day_count, start_date=min(start, business_date) if future else start,
-            first_due=anchor, currency=terms.money_currency, rounding=terms.product.rounding,
-            first_number=next_number)
-
     def _close_if_settled(self, business_date: date) -> None:
         if (self.principal_outstanding == 0 and self.arrears_due() == 0
                 and self.interest_accrued == 0 and not self.future()):
@@ -726,20 +679,23 @@ class Loan(LoanPosition, Aggregate):
     def _check_balance_limit(self, balance: str, after: Decimal, field: str) -> None:
         check_balance_limit(self.money_currency, balance, after, field)
 
-    def _check_restructured(self, capitalized: Decimal, parts: dict[str, Decimal],
-                            outstanding: Decimal, principal_due: Decimal, principal: Decimal,
-                            schedule: list[Installment]) -> None:
+    def _check_restructured(self, plan: RestructurePlan) -> None:
         event = "Restructured"
+        parts = {"capitalized_interest": plan.capitalized_interest,
+                 "capitalized_penalty": plan.capitalized_penalty,
+                 "capitalized_fees": plan.capitalized_fees}
+        outstanding, principal_due = plan.principal_outstanding, plan.principal_due
         check_not_negative(event, parts | {"principal_due_reamortized": principal_due})
-        check_sum(event, "capitalized", capitalized, parts)
-        check_sum(event, "reamortized_principal", principal, {
-            "principal outstanding": outstanding, "capitalized": capitalized})
+        check_sum(event, "capitalized", plan.capitalized, parts)
+        check_sum(event, "reamortized_principal", plan.reamortized_principal, {
+            "principal outstanding": outstanding, "capitalized": plan.capitalized})
         if principal_due > outstanding:
             raise InvariantViolated(
                 f"{event}: principal_due_reamortized {principal_due} is more than the principal"
                 f" outstanding {outstanding}", field="principal_due_reamortized",
                 rule="part_of_principal")
-        check_sum(event, "reamortized_principal", principal, schedule_principal(schedule))
+        check_sum(event, "reamortized_principal", plan.reamortized_principal,
+                  schedule_principal(plan.schedule))
 
     def _check_not_before(self, business_date: date, earliest: date | None) -> None:
         if earliest is not None and business_date < earliest:

@@ -20,7 +20,7 @@ import pytest
 
 from domain.allocation import Allocation, AllocationLine, DueItem, Waterfall, allocate
 from domain.errors import InvalidAmount, InvariantViolated, LedgerError
-from domain.loan import Loan, RestructureKind, aggregate, repayment
+from domain.loan import Loan, RestructureKind, aggregate, repayment, restructuring
 from domain.money import Currency
 from domain.schedule import Installment
 from tests.factories import (
@@ -121,9 +121,9 @@ def test_a_prepayment_whose_new_schedule_loses_a_cent_is_not_recorded(
 
 def test_a_restructure_whose_schedule_loses_a_cent_is_not_recorded(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    real = Loan._schedule_from
-    monkeypatch.setattr(Loan, "_schedule_from",
-                        lambda self, *args: short_by_a_cent(real(self, *args)))
+    real = restructuring.schedule_from
+    monkeypatch.setattr(restructuring, "schedule_from",
+                        lambda *args: short_by_a_cent(real(*args)))
     loan = overdue_on(date(2026, 3, 1))
     error = refused(loan, lambda: loan.restructure(date(2026, 3, 1), RestructureKind.EXTENSION,
                                                    extend_months=6))
