@@ -16,7 +16,7 @@ The chunk's SQL (load, stored versions, snapshot replacement, commit hooks) live
 ``ledger.persistence.eod_runs``. Nothing in ``ledger.app`` imports this package.
 """
 
-from ledger.eod.bulk import BulkCloser, Closed, EndOfDayFailed
+from ledger.eod.bulk import BulkCloser, EndOfDayFailed
 from ledger.eod.close import (
     EodSummary,
     check_days_ahead,
@@ -36,7 +36,6 @@ from ledger.eod.partition import (
 __all__ = [
     "WHOLE_BOOK",
     "BulkCloser",
-    "Closed",
     "EndOfDayFailed",
     "EndOfDayRunning",
     "EodLock",
