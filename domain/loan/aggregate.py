@@ -4,6 +4,18 @@ Command methods (imperative names) check every rule first and only then trigger 
 event's ``apply`` is the single place state changes, so replay equals live. Events carry the
 amounts they move and, where a schedule changes, the whole new schedule, so replay never depends
 on today's schedule code.
+
+Each command sits beside the event it triggers and that event's ``apply``, in the order of a
+loan's life (apply for, approve, disburse, close a business day, fees, repayments, restructure,
+write-off and recovery). The arithmetic is elsewhere, in pure functions the commands call with
+plain values: ``accrual`` (a day's interest and penalty), ``repayment`` (the split of a
+payment), ``restructuring`` (the plan); what the loan owes is asked of ``position``
+(``LoanPosition``, inherited) and checked by ``invariants`` before an event is triggered.
+
+This module is larger than the others (~700 lines) because it holds the stored form: the
+events must stay nested classes of ``Loan`` (``Loan.Approved`` …) with their pinned topics,
+fields and ``apply``, and splitting them from their commands would bring back the jump from a
+command to its event that this layout removes.
 """
 
 from __future__ import annotations
@@ -19,9 +31,7 @@ from eventsourcing.domain import Snapshot as BaseSnapshot
 from eventsourcing.utils import register_topic
 
 from domain.allocation import Allocation, Component
-from domain.delinquency import (
-    classify,
-)
+from domain.delinquency import classify
 from domain.errors import (
     CurrencyMismatch,
     InvalidDate,
@@ -68,278 +78,21 @@ def _schedule_dicts(installments: list[Installment]) -> list[dict[str, Any]]:
 
 class Loan(LoanPosition, Aggregate):
     TOPIC = "loan"
-    State = LoanState  # every attribute below, typed: what a snapshot stores
+    State = LoanState  # every attribute __init__ sets, typed: what a snapshot stores
 
-    # ------------------------------------------------------------------ events
     class Event(Aggregate.Event):
         TOPIC = "loan.Event"
 
     class Snapshot(BaseSnapshot):
         TOPIC = "loan.Snapshot"
 
+    # -------------------------------------------------------------------------- apply for
     class Applied(Aggregate.Created):
         TOPIC = "loan.Applied"
         borrower_id: str
         terms: dict[str, Any]
         business_date: date
 
-    class Approved(Aggregate.Event):
-        TOPIC = "loan.Approved"
-        business_date: date
-
-        def apply(self, loan: Loan) -> None:
-            loan.status = LoanStatus.APPROVED
-            loan.approved_on = self.business_date
-
-    class Rejected(Aggregate.Event):
-        TOPIC = "loan.Rejected"
-        business_date: date
-        reason: str
-
-        def apply(self, loan: Loan) -> None:
-            loan.status = LoanStatus.REJECTED
-
-    class Withdrawn(Aggregate.Event):
-        TOPIC = "loan.Withdrawn"
-        business_date: date
-        reason: str
-
-        def apply(self, loan: Loan) -> None:
-            loan.status = LoanStatus.WITHDRAWN
-
-    class Disbursed(Aggregate.Event):
-        TOPIC = "loan.Disbursed"
-        business_date: date
-        amount: Decimal
-        first_due: date
-        schedule: list[dict[str, Any]]
-
-        def apply(self, loan: Loan) -> None:
-            loan.status = LoanStatus.ACTIVE
-            loan.disbursed_on = self.business_date
-            loan.disbursed = self.amount
-            loan.principal_not_due = self.amount
-            loan.installments = [InstallmentState.from_dict(d) for d in self.schedule]
-            loan.last_closed_on = self.business_date - ONE_DAY
-            loan.accrued_through = self.business_date - ONE_DAY
-            loan.segment_start = self.business_date
-
-    class InterestAccrued(Aggregate.Event):
-        """A business day's posted interest (may be zero) and, for audit, the period's exact
-        cumulative accrual the posted amounts are rounded from.
-
-        Posted by end of day (``end_of_day``: the day is closed), or earlier by a repayment
-        that must see the day's interest and the installment falling due that day."""
-
-        TOPIC = "loan.InterestAccrued"
-        business_date: date
-        amount: Decimal
-        period_exact: Decimal
-        end_of_day: bool
-
-        def apply(self, loan: Loan) -> None:
-            loan.interest_accrued += self.amount
-            loan.interest_accrued_total += self.amount
-            loan.accrued_through = self.business_date
-            if self.end_of_day:
-                loan.last_closed_on = self.business_date
-
-    class InstallmentFellDue(Aggregate.Event):
-        TOPIC = "loan.InstallmentFellDue"
-        business_date: date
-        number: int
-        due_date: date
-        principal: Decimal
-        interest: Decimal
-
-        def apply(self, loan: Loan) -> None:
-            inst = loan.installment(self.number)
-            inst.fell_due = True
-            inst.principal = self.principal
-            inst.interest = self.interest
-            loan.principal_not_due -= self.principal
-            loan.interest_accrued -= self.interest
-            # A new accrual period starts on the due date with the reduced base.
-            loan.period_exact_closed = ZERO
-            loan.interest_settled_in_period = ZERO
-            loan.segment_start = self.due_date
-
-    class BecameOverdue(Aggregate.Event):
-        TOPIC = "loan.BecameOverdue"
-        business_date: date
-        dpd: int
-        oldest_due_date: date
-        overdue_principal: Decimal
-        overdue_interest: Decimal
-
-        def apply(self, loan: Loan) -> None:
-            loan.overdue_since = self.oldest_due_date
-
-    class PenaltyAccrued(Aggregate.Event):
-        TOPIC = "loan.PenaltyAccrued"
-        business_date: date
-        amount: Decimal
-        base: Decimal
-        carry: Decimal
-
-        def apply(self, loan: Loan) -> None:
-            loan.penalty_outstanding += self.amount
-            loan.penalty_accrued_total += self.amount
-            loan.penalty_carry = self.carry
-            loan.penalty_through = self.business_date
-
-    class DelinquencyChanged(Aggregate.Event):
-        TOPIC = "loan.DelinquencyChanged"
-        business_date: date
-        previous: dict[str, Any]
-        current: dict[str, Any]
-
-        def apply(self, loan: Loan) -> None:
-            loan.classification = dict(self.current)
-
-    class FeeCharged(Aggregate.Event):
-        TOPIC = "loan.FeeCharged"
-        business_date: date
-        amount: Decimal
-        kind: str
-
-        def apply(self, loan: Loan) -> None:
-            loan.fees_outstanding += self.amount
-            loan.fees_charged_total += self.amount
-
-    class RepaymentReceived(Aggregate.Event):
-        TOPIC = "loan.RepaymentReceived"
-        business_date: date
-        amount: Decimal
-        allocation: dict[str, Any]
-        accrued_interest_paid: Decimal
-        prepaid_principal: Decimal
-        overpayment: Decimal
-        new_schedule: list[dict[str, Any]] | None
-        reference: str
-
-        def apply(self, loan: Loan) -> None:
-            alloc = Allocation.from_dict(self.allocation)
-            for line in alloc.lines:
-                loan.apply_allocation_line(line.component, line.installment, line.amount)
-            loan.paid[Component.PENALTY] += alloc.total(Component.PENALTY)
-            loan.paid[Component.FEES] += alloc.total(Component.FEES)
-            loan.paid[Component.INTEREST] += alloc.total(Component.INTEREST)
-            loan.paid[Component.PRINCIPAL] += alloc.total(Component.PRINCIPAL)
-            if self.accrued_interest_paid:
-                loan.interest_accrued -= self.accrued_interest_paid
-                loan.interest_settled_in_period += self.accrued_interest_paid
-                loan.paid[Component.INTEREST] += self.accrued_interest_paid
-            if self.prepaid_principal:
-                # The repayment day still accrues on the old balance; the new one from tomorrow.
-                loan.close_accrual_segment(self.business_date)
-                loan.principal_not_due -= self.prepaid_principal
-                loan.paid[Component.PRINCIPAL] += self.prepaid_principal
-            loan.overpayment += self.overpayment
-            if self.new_schedule is not None:
-                loan.replace_future_installments(self.new_schedule)
-            if not loan.arrears_due():
-                loan.overdue_since = None
-
-    class Restructured(Aggregate.Event):
-        TOPIC = "loan.Restructured"
-        business_date: date
-        kind: str
-        annual_rate: Decimal
-        capitalized: Decimal  # = capitalized interest + penalty + fees
-        capitalized_interest: Decimal
-        capitalized_penalty: Decimal
-        capitalized_fees: Decimal
-        principal_due_reamortized: Decimal  # billed, unpaid principal taken back into the plan
-        reamortized_principal: Decimal
-        new_schedule: list[dict[str, Any]]
-        observation_until: date
-
-        def apply(self, loan: Loan) -> None:
-            loan.close_accrual_segment(self.business_date)
-            closing = CAPITALIZED if self.capitalized else RESTRUCTURED
-            for inst in loan.installments:
-                if inst.fell_due:
-                    # Unpaid billed principal goes back into the re-amortized balance (and,
-                    # capitalizing, unpaid interest too): the installment is closed so.
-                    if inst.principal != inst.principal_paid or (
-                            self.capitalized and inst.interest != inst.interest_paid):
-                        inst.closed_by = closing
-                    inst.principal = inst.principal_paid
-                    if self.capitalized:
-                        inst.interest = inst.interest_paid
-            if self.capitalized:
-                loan.penalty_outstanding = ZERO
-                loan.penalty_carry = ZERO
-                loan.fees_outstanding = ZERO
-                loan.capitalized += self.capitalized
-            loan.principal_not_due = self.reamortized_principal
-            loan.annual_rate = self.annual_rate
-            loan.replace_future_installments(self.new_schedule)
-            loan.observation_until = self.observation_until
-            loan.restructure_count += 1
-            if not loan.arrears_due():
-                loan.overdue_since = None
-
-    class WrittenOff(Aggregate.Event):
-        TOPIC = "loan.WrittenOff"
-        business_date: date
-        principal: Decimal  # all outstanding principal …
-        principal_due: Decimal  # … of which billed and unpaid
-        interest: Decimal  # billed and unpaid
-        accrued_interest: Decimal  # accrued, not yet billed
-        penalty: Decimal
-        fees: Decimal
-        reason: str
-        dpd: int | None  # DPD on the write-off date; None in events stored before version 2
-
-        class_version = 2
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["dpd"] = None  # not recorded then: apply falls back to the last transition's
-
-        def apply(self, loan: Loan) -> None:
-            loan.status = LoanStatus.WRITTEN_OFF
-            loan.written_off_on = self.business_date
-            loan.written_off = {
-                "principal": self.principal, "interest": self.interest,
-                "accrued_interest": self.accrued_interest,
-                "penalty": self.penalty, "fees": self.fees,
-            }
-            loan.principal_not_due = ZERO
-            loan.interest_accrued = ZERO
-            loan.penalty_outstanding = ZERO
-            loan.fees_outstanding = ZERO
-            for inst in loan.installments:
-                if not inst.is_settled:
-                    inst.closed_by = WRITTEN_OFF
-                inst.principal = inst.principal_paid
-                inst.interest = inst.interest_paid
-            # Classified with the DPD on the write-off date, which the classification keeps
-            # (``current_dpd`` of a written-off loan); older events: the last transition's.
-            dpd = loan.classification_dpd() if self.dpd is None else self.dpd
-            loan.classification = classify(dpd, written_off=True, policy=loan.policy).as_dict()
-
-    class RecoveryReceived(Aggregate.Event):
-        TOPIC = "loan.RecoveryReceived"
-        business_date: date
-        amount: Decimal
-        reference: str
-
-        def apply(self, loan: Loan) -> None:
-            loan.recovered += self.amount
-
-    class Closed(Aggregate.Event):
-        TOPIC = "loan.Closed"
-        business_date: date
-        reason: str
-
-        def apply(self, loan: Loan) -> None:
-            loan.status = LoanStatus.CLOSED
-            loan.closed_on = self.business_date
-
-    # ------------------------------------------------------------------ state
     def __init__(self, borrower_id: str, terms: dict[str, Any], business_date: date) -> None:
         self.terms = LoanTerms.from_dict(terms)  # parsed once; snapshots transcode it
         self.borrower_id = borrower_id
@@ -404,50 +157,47 @@ class Loan(LoanPosition, Aggregate):
         clone.__dict__.update(state)
         return clone
 
-    # ------------------------------------------------------- state helpers
-    def apply_allocation_line(self, component: str, number: int | None, amount: Decimal) -> None:
-        if component == Component.PENALTY:
-            self.penalty_outstanding -= amount
-        elif component == Component.FEES:
-            self.fees_outstanding -= amount
-        else:
-            assert number is not None
-            inst = self.installment(number)
-            if component == Component.INTEREST:
-                inst.interest_paid += amount
-            else:
-                inst.principal_paid += amount
-
-    def close_accrual_segment(self, through: date | None) -> None:
-        """Freeze the exact accrual on the current base up to ``through``; a new base follows."""
-        if self.segment_start is None or through is None or through <= self.segment_start:
-            return
-        # CALC, not the ambient 28-digit context: the schedule keeps 34 digits, and an exact
-        # half-cent must round the same way in both.
-        self.period_exact_closed = CALC.add(self.period_exact_closed, segment_exact(
-            self.principal_not_due, self.annual_rate, self.terms.day_count, self.segment_start,
-            through))
-        self.segment_start = through
-
-    def replace_future_installments(self, schedule: list[dict[str, Any]]) -> None:
-        self.installments = self.billed() + [InstallmentState.from_dict(d) for d in schedule]
-
-    # ------------------------------------------------------------ commands
+    # ---------------------------------------------------------- approve, reject, withdraw
     def approve(self, business_date: date) -> None:
         self._check_status({LoanStatus.APPLIED}, "approve")
         self._check_not_before(business_date, self.applied_on)
         self.trigger_event(self.Approved, business_date=business_date)
+
+    class Approved(Aggregate.Event):
+        TOPIC = "loan.Approved"
+        business_date: date
+
+        def apply(self, loan: Loan) -> None:
+            loan.status = LoanStatus.APPROVED
+            loan.approved_on = self.business_date
 
     def reject(self, business_date: date, reason: str) -> None:
         self._check_status({LoanStatus.APPLIED}, "reject")
         self._check_not_before(business_date, self.applied_on)
         self.trigger_event(self.Rejected, business_date=business_date, reason=reason)
 
+    class Rejected(Aggregate.Event):
+        TOPIC = "loan.Rejected"
+        business_date: date
+        reason: str
+
+        def apply(self, loan: Loan) -> None:
+            loan.status = LoanStatus.REJECTED
+
     def withdraw(self, business_date: date, reason: str) -> None:
         self._check_status({LoanStatus.APPLIED, LoanStatus.APPROVED}, "withdraw")
         self._check_not_before(business_date, self.applied_on)
         self.trigger_event(self.Withdrawn, business_date=business_date, reason=reason)
 
+    class Withdrawn(Aggregate.Event):
+        TOPIC = "loan.Withdrawn"
+        business_date: date
+        reason: str
+
+        def apply(self, loan: Loan) -> None:
+            loan.status = LoanStatus.WITHDRAWN
+
+    # --------------------------------------------------------------------------- disburse
     def disburse(self, business_date: date, first_due: date | None = None) -> None:
         self._check_status({LoanStatus.APPROVED}, "disburse")
         assert self.approved_on is not None
@@ -470,6 +220,26 @@ class Loan(LoanPosition, Aggregate):
         self.trigger_event(self.Disbursed, business_date=business_date, amount=terms.principal,
                            first_due=first_due, schedule=_schedule_dicts(schedule))
 
+    class Disbursed(Aggregate.Event):
+        TOPIC = "loan.Disbursed"
+        business_date: date
+        amount: Decimal
+        first_due: date
+        schedule: list[dict[str, Any]]
+
+        def apply(self, loan: Loan) -> None:
+            loan.status = LoanStatus.ACTIVE
+            loan.disbursed_on = self.business_date
+            loan.disbursed = self.amount
+            loan.principal_not_due = self.amount
+            loan.installments = [InstallmentState.from_dict(d) for d in self.schedule]
+            loan.last_closed_on = self.business_date - ONE_DAY
+            loan.accrued_through = self.business_date - ONE_DAY
+            loan.segment_start = self.business_date
+
+    # --------------------------------------------------------------- close a business day
+    # In order, for each day: (1) interest accrual, (2) installments falling due, (3) overdue
+    # after grace days, (4) penalty interest, (5) reclassification. The hot path of end of day.
     def close_day(self, business_date: date) -> None:
         """Close every business day up to ``business_date`` not yet closed, in order.
 
@@ -517,6 +287,46 @@ class Loan(LoanPosition, Aggregate):
                                due_date=inst.due_date, principal=principal,
                                interest=self.interest_accrued)
 
+    class InterestAccrued(Aggregate.Event):
+        """A business day's posted interest (may be zero) and, for audit, the period's exact
+        cumulative accrual the posted amounts are rounded from.
+
+        Posted by end of day (``end_of_day``: the day is closed), or earlier by a repayment
+        that must see the day's interest and the installment falling due that day."""
+
+        TOPIC = "loan.InterestAccrued"
+        business_date: date
+        amount: Decimal
+        period_exact: Decimal
+        end_of_day: bool
+
+        def apply(self, loan: Loan) -> None:
+            loan.interest_accrued += self.amount
+            loan.interest_accrued_total += self.amount
+            loan.accrued_through = self.business_date
+            if self.end_of_day:
+                loan.last_closed_on = self.business_date
+
+    class InstallmentFellDue(Aggregate.Event):
+        TOPIC = "loan.InstallmentFellDue"
+        business_date: date
+        number: int
+        due_date: date
+        principal: Decimal
+        interest: Decimal
+
+        def apply(self, loan: Loan) -> None:
+            inst = loan.installment(self.number)
+            inst.fell_due = True
+            inst.principal = self.principal
+            inst.interest = self.interest
+            loan.principal_not_due -= self.principal
+            loan.interest_accrued -= self.interest
+            # A new accrual period starts on the due date with the reduced base.
+            loan.period_exact_closed = ZERO
+            loan.interest_settled_in_period = ZERO
+            loan.segment_start = self.due_date
+
     def _assess_arrears(self, day: date) -> None:
         """Steps 3-5 of closing a day; each is idempotent, so a day whose interest a
         repayment already posted can be assessed again safely."""
@@ -543,6 +353,30 @@ class Loan(LoanPosition, Aggregate):
         # 5. delinquency classification; an event only when something changed.
         self._reclassify(day, dpd)
 
+    class BecameOverdue(Aggregate.Event):
+        TOPIC = "loan.BecameOverdue"
+        business_date: date
+        dpd: int
+        oldest_due_date: date
+        overdue_principal: Decimal
+        overdue_interest: Decimal
+
+        def apply(self, loan: Loan) -> None:
+            loan.overdue_since = self.oldest_due_date
+
+    class PenaltyAccrued(Aggregate.Event):
+        TOPIC = "loan.PenaltyAccrued"
+        business_date: date
+        amount: Decimal
+        base: Decimal
+        carry: Decimal
+
+        def apply(self, loan: Loan) -> None:
+            loan.penalty_outstanding += self.amount
+            loan.penalty_accrued_total += self.amount
+            loan.penalty_carry = self.carry
+            loan.penalty_through = self.business_date
+
     def _reclassify(self, day: date, dpd: int) -> None:
         current = classify(dpd, restructured_in_observation=self.is_in_observation(day),
                            policy=self.policy).as_dict()
@@ -551,6 +385,16 @@ class Loan(LoanPosition, Aggregate):
             self.trigger_event(self.DelinquencyChanged, business_date=day,
                                previous=self.classification, current=current)
 
+    class DelinquencyChanged(Aggregate.Event):
+        TOPIC = "loan.DelinquencyChanged"
+        business_date: date
+        previous: dict[str, Any]
+        current: dict[str, Any]
+
+        def apply(self, loan: Loan) -> None:
+            loan.classification = dict(self.current)
+
+    # ------------------------------------------------------------------------------- fees
     def charge_fee(self, business_date: date, amount: Decimal, kind: str) -> None:
         self._check_active("charge a fee")
         self._check_not_before(business_date, self.last_event_date)
@@ -559,6 +403,17 @@ class Loan(LoanPosition, Aggregate):
         self._check_balance_limit("fees outstanding", self.fees_outstanding + amount, "amount")
         self.trigger_event(self.FeeCharged, business_date=business_date, amount=amount, kind=kind)
 
+    class FeeCharged(Aggregate.Event):
+        TOPIC = "loan.FeeCharged"
+        business_date: date
+        amount: Decimal
+        kind: str
+
+        def apply(self, loan: Loan) -> None:
+            loan.fees_outstanding += self.amount
+            loan.fees_charged_total += self.amount
+
+    # ------------------------------------------------------------------------- repayments
     def receive_repayment(self, business_date: date, amount: Decimal, currency: str,
                           reference: str = "") -> None:
         self._check_active("receive a repayment")
@@ -599,6 +454,83 @@ class Loan(LoanPosition, Aggregate):
             reference=reference)
         self._close_if_settled(business_date)
 
+    class RepaymentReceived(Aggregate.Event):
+        TOPIC = "loan.RepaymentReceived"
+        business_date: date
+        amount: Decimal
+        allocation: dict[str, Any]
+        accrued_interest_paid: Decimal
+        prepaid_principal: Decimal
+        overpayment: Decimal
+        new_schedule: list[dict[str, Any]] | None
+        reference: str
+
+        def apply(self, loan: Loan) -> None:
+            alloc = Allocation.from_dict(self.allocation)
+            for line in alloc.lines:
+                loan.apply_allocation_line(line.component, line.installment, line.amount)
+            loan.paid[Component.PENALTY] += alloc.total(Component.PENALTY)
+            loan.paid[Component.FEES] += alloc.total(Component.FEES)
+            loan.paid[Component.INTEREST] += alloc.total(Component.INTEREST)
+            loan.paid[Component.PRINCIPAL] += alloc.total(Component.PRINCIPAL)
+            if self.accrued_interest_paid:
+                loan.interest_accrued -= self.accrued_interest_paid
+                loan.interest_settled_in_period += self.accrued_interest_paid
+                loan.paid[Component.INTEREST] += self.accrued_interest_paid
+            if self.prepaid_principal:
+                # The repayment day still accrues on the old balance; the new one from tomorrow.
+                loan.close_accrual_segment(self.business_date)
+                loan.principal_not_due -= self.prepaid_principal
+                loan.paid[Component.PRINCIPAL] += self.prepaid_principal
+            loan.overpayment += self.overpayment
+            if self.new_schedule is not None:
+                loan.replace_future_installments(self.new_schedule)
+            if not loan.arrears_due():
+                loan.overdue_since = None
+
+    # State changes of RepaymentReceived.apply (the last two shared with Restructured.apply).
+    def apply_allocation_line(self, component: str, number: int | None, amount: Decimal) -> None:
+        if component == Component.PENALTY:
+            self.penalty_outstanding -= amount
+        elif component == Component.FEES:
+            self.fees_outstanding -= amount
+        else:
+            assert number is not None
+            inst = self.installment(number)
+            if component == Component.INTEREST:
+                inst.interest_paid += amount
+            else:
+                inst.principal_paid += amount
+
+    def close_accrual_segment(self, through: date | None) -> None:
+        """Freeze the exact accrual on the current base up to ``through``; a new base follows."""
+        if self.segment_start is None or through is None or through <= self.segment_start:
+            return
+        # CALC, not the ambient 28-digit context: the schedule keeps 34 digits, and an exact
+        # half-cent must round the same way in both.
+        self.period_exact_closed = CALC.add(self.period_exact_closed, segment_exact(
+            self.principal_not_due, self.annual_rate, self.terms.day_count, self.segment_start,
+            through))
+        self.segment_start = through
+
+    def replace_future_installments(self, schedule: list[dict[str, Any]]) -> None:
+        self.installments = self.billed() + [InstallmentState.from_dict(d) for d in schedule]
+
+    def _close_if_settled(self, business_date: date) -> None:
+        if (self.principal_outstanding == 0 and self.arrears_due() == 0
+                and self.interest_accrued == 0 and not self.future()):
+            self.trigger_event(self.Closed, business_date=business_date, reason="repaid")
+
+    class Closed(Aggregate.Event):
+        TOPIC = "loan.Closed"
+        business_date: date
+        reason: str
+
+        def apply(self, loan: Loan) -> None:
+            loan.status = LoanStatus.CLOSED
+            loan.closed_on = self.business_date
+
+    # ------------------------------------------------------------------------ restructure
     def restructure(self, business_date: date, kind: RestructureKind, *,
                     extend_months: int | None = None, new_term: int | None = None,
                     new_annual_rate: Decimal | None = None,
@@ -626,6 +558,65 @@ class Loan(LoanPosition, Aggregate):
                 days=self.terms.product.observation_days))
         self._reclassify(business_date, self.dpd_on(business_date))
 
+    def _check_restructured(self, plan: RestructurePlan) -> None:
+        event = "Restructured"
+        parts = {"capitalized_interest": plan.capitalized_interest,
+                 "capitalized_penalty": plan.capitalized_penalty,
+                 "capitalized_fees": plan.capitalized_fees}
+        outstanding, principal_due = plan.principal_outstanding, plan.principal_due
+        check_not_negative(event, parts | {"principal_due_reamortized": principal_due})
+        check_sum(event, "capitalized", plan.capitalized, parts)
+        check_sum(event, "reamortized_principal", plan.reamortized_principal, {
+            "principal outstanding": outstanding, "capitalized": plan.capitalized})
+        if principal_due > outstanding:
+            raise InvariantViolated(
+                f"{event}: principal_due_reamortized {principal_due} is more than the principal"
+                f" outstanding {outstanding}", field="principal_due_reamortized",
+                rule="part_of_principal")
+        check_sum(event, "reamortized_principal", plan.reamortized_principal,
+                  schedule_principal(plan.schedule))
+
+    class Restructured(Aggregate.Event):
+        TOPIC = "loan.Restructured"
+        business_date: date
+        kind: str
+        annual_rate: Decimal
+        capitalized: Decimal  # = capitalized interest + penalty + fees
+        capitalized_interest: Decimal
+        capitalized_penalty: Decimal
+        capitalized_fees: Decimal
+        principal_due_reamortized: Decimal  # billed, unpaid principal taken back into the plan
+        reamortized_principal: Decimal
+        new_schedule: list[dict[str, Any]]
+        observation_until: date
+
+        def apply(self, loan: Loan) -> None:
+            loan.close_accrual_segment(self.business_date)
+            closing = CAPITALIZED if self.capitalized else RESTRUCTURED
+            for inst in loan.installments:
+                if inst.fell_due:
+                    # Unpaid billed principal goes back into the re-amortized balance (and,
+                    # capitalizing, unpaid interest too): the installment is closed so.
+                    if inst.principal != inst.principal_paid or (
+                            self.capitalized and inst.interest != inst.interest_paid):
+                        inst.closed_by = closing
+                    inst.principal = inst.principal_paid
+                    if self.capitalized:
+                        inst.interest = inst.interest_paid
+            if self.capitalized:
+                loan.penalty_outstanding = ZERO
+                loan.penalty_carry = ZERO
+                loan.fees_outstanding = ZERO
+                loan.capitalized += self.capitalized
+            loan.principal_not_due = self.reamortized_principal
+            loan.annual_rate = self.annual_rate
+            loan.replace_future_installments(self.new_schedule)
+            loan.observation_until = self.observation_until
+            loan.restructure_count += 1
+            if not loan.arrears_due():
+                loan.overdue_since = None
+
+    # ------------------------------------------------------------- write-off and recovery
     def write_off(self, business_date: date, reason: str) -> None:
         self._check_active("write off")
         self._check_not_before(business_date, self.last_event_date)
@@ -641,6 +632,46 @@ class Loan(LoanPosition, Aggregate):
         self.trigger_event(self.WrittenOff, business_date=business_date, reason=reason,
                            dpd=self.dpd_on(business_date), **parts)
 
+    class WrittenOff(Aggregate.Event):
+        TOPIC = "loan.WrittenOff"
+        business_date: date
+        principal: Decimal  # all outstanding principal …
+        principal_due: Decimal  # … of which billed and unpaid
+        interest: Decimal  # billed and unpaid
+        accrued_interest: Decimal  # accrued, not yet billed
+        penalty: Decimal
+        fees: Decimal
+        reason: str
+        dpd: int | None  # DPD on the write-off date; None in events stored before version 2
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["dpd"] = None  # not recorded then: apply falls back to the last transition's
+
+        def apply(self, loan: Loan) -> None:
+            loan.status = LoanStatus.WRITTEN_OFF
+            loan.written_off_on = self.business_date
+            loan.written_off = {
+                "principal": self.principal, "interest": self.interest,
+                "accrued_interest": self.accrued_interest,
+                "penalty": self.penalty, "fees": self.fees,
+            }
+            loan.principal_not_due = ZERO
+            loan.interest_accrued = ZERO
+            loan.penalty_outstanding = ZERO
+            loan.fees_outstanding = ZERO
+            for inst in loan.installments:
+                if not inst.is_settled:
+                    inst.closed_by = WRITTEN_OFF
+                inst.principal = inst.principal_paid
+                inst.interest = inst.interest_paid
+            # Classified with the DPD on the write-off date, which the classification keeps
+            # (``current_dpd`` of a written-off loan); older events: the last transition's.
+            dpd = loan.classification_dpd() if self.dpd is None else self.dpd
+            loan.classification = classify(dpd, written_off=True, policy=loan.policy).as_dict()
+
     def receive_recovery(self, business_date: date, amount: Decimal, currency: str,
                          reference: str = "") -> None:
         if self.status != LoanStatus.WRITTEN_OFF:
@@ -653,12 +684,16 @@ class Loan(LoanPosition, Aggregate):
         self.trigger_event(self.RecoveryReceived, business_date=business_date, amount=amount,
                            reference=reference)
 
-    # ------------------------------------------------------------- helpers
-    def _close_if_settled(self, business_date: date) -> None:
-        if (self.principal_outstanding == 0 and self.arrears_due() == 0
-                and self.interest_accrued == 0 and not self.future()):
-            self.trigger_event(self.Closed, business_date=business_date, reason="repaid")
+    class RecoveryReceived(Aggregate.Event):
+        TOPIC = "loan.RecoveryReceived"
+        business_date: date
+        amount: Decimal
+        reference: str
 
+        def apply(self, loan: Loan) -> None:
+            loan.recovered += self.amount
+
+    # ----------------------------------------------------------------------------- guards
     def _check_status(self, allowed: set[LoanStatus], action: str) -> None:
         if self.status not in allowed:
             wanted = " or ".join(sorted(str(s) for s in allowed))
@@ -679,30 +714,11 @@ class Loan(LoanPosition, Aggregate):
     def _check_balance_limit(self, balance: str, after: Decimal, field: str) -> None:
         check_balance_limit(self.money_currency, balance, after, field)
 
-    def _check_restructured(self, plan: RestructurePlan) -> None:
-        event = "Restructured"
-        parts = {"capitalized_interest": plan.capitalized_interest,
-                 "capitalized_penalty": plan.capitalized_penalty,
-                 "capitalized_fees": plan.capitalized_fees}
-        outstanding, principal_due = plan.principal_outstanding, plan.principal_due
-        check_not_negative(event, parts | {"principal_due_reamortized": principal_due})
-        check_sum(event, "capitalized", plan.capitalized, parts)
-        check_sum(event, "reamortized_principal", plan.reamortized_principal, {
-            "principal outstanding": outstanding, "capitalized": plan.capitalized})
-        if principal_due > outstanding:
-            raise InvariantViolated(
-                f"{event}: principal_due_reamortized {principal_due} is more than the principal"
-                f" outstanding {outstanding}", field="principal_due_reamortized",
-                rule="part_of_principal")
-        check_sum(event, "reamortized_principal", plan.reamortized_principal,
-                  schedule_principal(plan.schedule))
-
     def _check_not_before(self, business_date: date, earliest: date | None) -> None:
         if earliest is not None and business_date < earliest:
             raise InvalidDate(f"business_date {business_date} is before {earliest}, the last"
                               f" date already booked on this loan", field="business_date",
                               rule="not_backdated")
-
 
 # The library registers pinned topics of nested *events* only; snapshots need it done by hand,
 # or a fresh process could not read a stored snapshot.
