@@ -9,6 +9,7 @@ reach past it, and it never knows which face called (no exit codes, no HTTP stat
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -169,6 +170,28 @@ class Ledger:
     def projection_status(self) -> list[ProjectionStatus]:
         return self.runner.status()
 
+    def projection_names(self) -> list[str]:
+        return [p.name for p in self.runner.projections]
+
+    def check_projection(self, name: str) -> str:
+        """``name`` if it is a projection's (else ``UnknownProjection`` naming the known)."""
+        return self.runner.get(name).name
+
+    def log_head(self) -> int:
+        """The notification id of the last recorded event."""
+        return self.runner.head()
+
+    def run_projections(self, stop: threading.Event, *, poll_seconds: float = 0.5,
+                        names: Iterable[str] | None = None) -> None:
+        """Keep the projections current until ``stop`` is set."""
+        self.runner.run_forever(stop, poll_seconds=poll_seconds, names=names)
+
+    def rebuild_projection(self, name: str,
+                           progress: Callable[[int, int], None] | None = None
+                           ) -> dict[str, Any]:
+        """Replay the whole log into fresh tables and swap them in when caught up."""
+        return self.runner.rebuild(name, progress)
+
     def report(self, name: str, **options: Any) -> tuple[Report, list[ProjectionStatus]]:
         """A report read from the projections, and the freshness of each of its sources.
 
@@ -189,4 +212,4 @@ class Ledger:
     def run_demo(self, **options: Any) -> dict[str, Any]:
         from ledger.app.demo import run_demo
 
-        return run_demo(self.app, **options)
+        return run_demo(self, **options)

@@ -8,7 +8,7 @@ import threading
 
 import typer
 
-from ledger.cli.common import handled, open_ledger, settings
+from ledger.cli.common import handled, open_ledger
 
 app = typer.Typer(no_args_is_help=True, help="The end-of-day scheduler.")
 
@@ -26,8 +26,8 @@ def scheduler_run() -> None:
         sys.stdout.flush()
 
     with handled():
-        open_ledger()  # fails clearly on a database that is not migrated
+        ledger = open_ledger()  # fails clearly on a database that is not migrated
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-        run_forever(settings(), report=say, stop=stop)
+        run_forever(ledger, report=say, stop=stop)
