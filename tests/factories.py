@@ -13,7 +13,8 @@ from eventsourcing.domain import Aggregate, CanMutateAggregate
 
 from domain.complaint import Complaint
 from domain.delinquency import Classification, FiveCategory
-from domain.loan import Loan
+from domain.loan import InstallmentState, Loan
+from domain.schedule import build_schedule
 from domain.terms import LoanTerms, ProductTerms
 
 APPLIED_ON = date(2026, 1, 5)
@@ -58,6 +59,20 @@ def active_loan(terms: LoanTerms | None = None, *, product: ProductTerms | None 
                          on=disbursed_on - (DISBURSED_ON - APPROVED_ON))
     loan.disburse(disbursed_on, first_due=first_due)
     return loan
+
+
+def installments_of(terms: LoanTerms, *, billed: int, start: date = DISBURSED_ON,
+                    first_due: date = FIRST_DUE) -> list[InstallmentState]:
+    """The disbursement schedule of ``terms`` as a loan keeps it, the first ``billed``
+    installments fallen due and unpaid: the input of a planner, without the aggregate."""
+    schedule = build_schedule(
+        principal=terms.principal, annual_rate=terms.annual_rate, term=terms.term,
+        method=terms.method, day_count=terms.day_count, start_date=start, first_due=first_due,
+        currency=terms.money_currency, rounding=terms.product.rounding)
+    states = [InstallmentState.from_dict(i.as_dict()) for i in schedule]
+    for inst in states[:billed]:
+        inst.fell_due = True
+    return states
 
 
 def day_before(d: date) -> date:
