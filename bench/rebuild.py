@@ -37,7 +37,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from domain.loan import Loan
-from domain.servicing import LoanStatus
+from domain.loan.state import LoanStatus
 from domain.terms import LoanTerms
 from ledger.app.application import LoanLedger
 from ledger.bootstrap import build_ledger

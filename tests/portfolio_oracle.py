@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from domain.delinquency import FiveCategory
 from domain.loan import Loan
-from domain.servicing import LoanStatus
+from domain.loan.state import LoanStatus
 
 ZERO = Decimal(0)
 BUCKETS = ("M0", "M1", "M2", "M3", "M4", "M5", "M6", "M7+")

@@ -22,7 +22,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from domain.errors import ValidationError
-from domain.servicing import RestructureKind
+from domain.loan.state import RestructureKind
 from ledger.app.fields import (
     Amount,
     Bool,

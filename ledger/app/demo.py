@@ -25,7 +25,7 @@ from uuid import UUID
 
 from domain.errors import LedgerError, StateConflict
 from domain.loan import Loan
-from domain.servicing import LoanStatus, RestructureKind
+from domain.loan.state import LoanStatus, RestructureKind
 from ledger.app import commands as c
 
 ONE_DAY = timedelta(days=1)

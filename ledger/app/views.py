@@ -20,9 +20,9 @@ from uuid import UUID
 
 from domain.allocation import Component
 from domain.loan import Loan
+from domain.loan.state import LoanStatus
 from domain.money import Currency, in_minor_units
 from domain.schedule import Installment
-from domain.servicing import LoanStatus
 
 
 def money(value: Any, currency: str | Currency) -> str:

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from domain.servicing import LoanStatus
+from domain.loan.state import LoanStatus
 from ledger.persistence.tables import events, loan_directory, snapshots
 
 

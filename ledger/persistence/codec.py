@@ -41,7 +41,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
-from domain.servicing import InstallmentState
+from domain.loan.state import InstallmentState
 from domain.terms import LoanTerms
 
 MARK = b'{"_v":2,'

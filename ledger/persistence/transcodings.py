@@ -11,7 +11,7 @@ from typing import Any
 
 from eventsourcing.persistence import Transcoder, Transcoding
 
-from domain.servicing import InstallmentState
+from domain.loan.state import InstallmentState
 from domain.terms import LoanTerms
 
 

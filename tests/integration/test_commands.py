@@ -19,7 +19,7 @@ from sqlalchemy import select
 from domain.complaint import ComplaintStatus
 from domain.errors import LoanNotFound
 from domain.loan import Loan
-from domain.servicing import LoanStatus
+from domain.loan.state import LoanStatus
 from ledger.persistence.tables import loan_directory
 from ledger.service import Ledger
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from domain.servicing import LoanStatus
+from domain.loan.state import LoanStatus
 from ledger.service import Ledger
 from projections.delinquency import (
     delinquency_report,

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from domain.loan import Loan
-from domain.servicing import LoanStatus
+from domain.loan.state import LoanStatus
 from ledger.eod import BulkCloser, EndOfDayRunning, EodLock, Partition
 from ledger.persistence.tables import eod_lock, eod_runs
 from ledger.service import Ledger

@@ -26,7 +26,7 @@ from domain.accounting import (
     RECOVERIES_INCOME,
 )
 from domain.loan import Loan
-from domain.servicing import LoanStatus
+from domain.loan.state import LoanStatus
 from ledger.service import Ledger
 from projections.journal import (
     Journal,

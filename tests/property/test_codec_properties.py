@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from domain.complaint import Complaint, ComplaintState
 from domain.loan import Loan
-from domain.servicing import InstallmentState, LoanState
+from domain.loan.state import InstallmentState, LoanState
 from ledger.persistence.codec import LedgerMapper
 from ledger.persistence.transcodings import register_all
 from tests.factories import active_loan, filed_complaint, state_of
