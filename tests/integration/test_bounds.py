@@ -31,7 +31,6 @@ from ledger.app.commands import parse_command
 from ledger.cli.common import EXIT_CODES, SEVERITY
 from ledger.service import Ledger
 from projections.journal import trial_balance_report
-from projections.runner import ProjectionRunner
 
 Submit = Callable[..., dict[str, Any]]
 Count = Callable[[Ledger], int]
@@ -65,7 +64,7 @@ def repayment(loan_id: UUID, amount: Any, **more: Any) -> dict[str, Any]:
 
 def assert_book_is_sound(app: Ledger) -> None:
     """Every projection catches up and the journal balances."""
-    ProjectionRunner(app).catch_up()
+    app.catch_up()
     with app.engine.connect() as conn:
         assert trial_balance_report(conn).totals["balanced"] is True
 
@@ -189,7 +188,7 @@ def test_the_largest_amount_every_column_holds_is_accepted_and_projected_exactly
     submit(ledger_app, "receive_repayment", loan_id=biggest, amount="99999999999.99",
            currency="CNY", business_date=date(2026, 1, 12))
 
-    runner = ProjectionRunner(ledger_app)
+    runner = ledger_app.runner
     runner.catch_up()
     from projections.balances import balances_report
 

@@ -25,14 +25,12 @@ from sqlalchemy import func, inspect, select, text
 from domain.allocation import Allocation, Component
 from domain.loan import Loan
 from domain.money import Currency
-from ledger.app.batch import run_batch
 from ledger.app.commands import BY_TYPE
 from ledger.bootstrap import build_ledger
 from ledger.persistence.tables import command_log, events
 from ledger.service import Ledger
 from ledger.settings import Settings
 from projections.journal import trial_balance_report
-from projections.runner import ProjectionRunner
 from tests.conftest import open_loan
 
 # --------------------------------------------------------------------- strategies
@@ -202,15 +200,14 @@ def emptied(engine: Any) -> None:
 @given(data=st.data())
 def test_any_json_fails_cleanly_or_records_events_whose_parts_sum(
         database_url: str, data: st.DataObject) -> None:
-    app = build_ledger(Settings(database_url=database_url)).app
+    ledger = build_ledger(Settings(database_url=database_url))
     try:
-        emptied(app.engine)
-        app.close()
-        app = build_ledger(Settings(database_url=database_url)).app  # nothing cached from before
-        fuzz(Book(app), data)
+        emptied(ledger.engine)
+        ledger.close()
+        ledger = build_ledger(Settings(database_url=database_url))  # nothing cached from before
+        fuzz(Book(ledger), data)
     finally:
-        app.close()
-        app.engine.dispose()
+        ledger.close()
 
 
 def fuzz(book: Book, data: st.DataObject) -> None:
@@ -221,7 +218,7 @@ def fuzz(book: Book, data: st.DataObject) -> None:
     for line in batch:
         before = counts(app)
         output = io.StringIO()
-        run_batch(app, iter([(1, line)]), output)
+        app.submit(iter([(1, line)]), output)
         after = counts(app)
         if not line.strip():
             assert after == before
@@ -246,7 +243,7 @@ def fuzz(book: Book, data: st.DataObject) -> None:
         app.close_business_days(app.business_date())
 
     # Every projection catches up and the trial balance is zero.
-    ProjectionRunner(app).catch_up()
+    app.catch_up()
     with app.engine.connect() as conn:
         assert trial_balance_report(conn).totals["balanced"] is True
     assert all(UUID(x) for x in book.loans)
