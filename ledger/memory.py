@@ -18,7 +18,11 @@ def collect_between_batches() -> Iterator[Callable[[], None]]:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        yield lambda: gc.collect(1)
+        yield _collect_young
     finally:
         if enabled:
             gc.enable()
+
+
+def _collect_young() -> None:
+    gc.collect(1)

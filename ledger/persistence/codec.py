@@ -210,7 +210,7 @@ class LedgerMapper(Mapper[UUID]):
     """The library's mapper with typed JSON (above) as the stored form."""
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        cls = type(domain_event)
+        cls: type = type(domain_event)
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from eventsourcing.persistence import Transcoder, Transcoding
+from eventsourcing.persistence import JSONTranscoder, Transcoder, Transcoding
 
 from domain.loan.state import InstallmentState
 from domain.terms import LoanTerms
@@ -49,6 +49,7 @@ class LoanTermsAsDict(Transcoding):
 
 
 def register_all(transcoder: Transcoder) -> None:
+    assert isinstance(transcoder, JSONTranscoder)  # the library's, which keeps a registry
     transcoder.register(DateAsISO())
     transcoder.register(InstallmentStateAsDict())
     transcoder.register(LoanTermsAsDict())
