@@ -36,11 +36,11 @@ from uuid import UUID
 
 from domain.errors import LedgerError
 from domain.loan import Loan
-from ledger.app.application import project
 from ledger.eod.partition import WHOLE_BOOK, Partition
 from ledger.faults import crash_point
 from ledger.memory import collect_between_batches
 from ledger.persistence import chunks as store
+from ledger.persistence.store import project
 
 if TYPE_CHECKING:
     from ledger.app.application import LoanLedger

@@ -25,9 +25,9 @@ from sqlalchemy import select
 
 from domain.errors import ConcurrencyConflict
 from domain.loan import Loan
-from ledger.app.application import project
 from ledger.app.commands import parse_command
 from ledger.eod import BulkCloser, EndOfDayFailed
+from ledger.persistence.store import project
 from ledger.persistence.tables import command_log, eod_runs
 from ledger.service import Ledger
 from projections.journal import trial_balance_report
