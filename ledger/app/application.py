@@ -44,6 +44,8 @@ ONE_DAY = timedelta(days=1)
 class LoanLedger(EventStore):
     """The use cases over the event store: commands (``execute``) and loan queries."""
 
+    name = "ledger"  # the library names an application's tables after it: ledger_events …
+
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(settings)
         self.clock = BusinessClock(self.engine, self.settings.timezone)

@@ -34,7 +34,7 @@ def project(aggregate: Any, events: Iterable[Any]) -> Any:
 
 
 class EventStore(Application[UUID]):
-    name = "ledger"  # table prefix: ledger_events, ledger_snapshots
+    name = "ledger"  # table prefix: ledger_events, ledger_snapshots (subclasses repeat it)
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
