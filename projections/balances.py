@@ -3,7 +3,8 @@
 Maintained from events only, batch by batch: the rows of the batch's loans are loaded in one
 go, every event changes its loan's row as the event's ``apply`` changes the aggregate, and the
 changed rows are written back in bulk. So at every position of the log a row equals the
-aggregate's balances (``LoanView``) after the same events.
+aggregate's balances after the same events (the tests compare it with
+``tests.factories.balances_of``).
 """
 
 from __future__ import annotations

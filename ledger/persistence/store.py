@@ -4,7 +4,8 @@
 ``ledger.persistence.recorders``, alembic-owned tables), its typed JSON codec (legacy payloads
 still read through the library's transcoder), snapshots every ``LEDGER_SNAPSHOT_INTERVAL``
 events and the fast-forwarding aggregate cache; plus ``save_many`` for bulk jobs and the
-store's transaction for writing beside events. The use cases are ``ledger.app.LoanLedger``.
+store's transaction for writing beside events. The use cases are
+``ledger.app.application.LoanLedger``.
 """
 
 from __future__ import annotations
