@@ -60,13 +60,16 @@ def templates(settings: Settings, count: int, age: int, rng: random.Random) -> l
     for n in range(count):
         terms = LoanTerms.create(
             principal=str(rng.choice([3000, 8000, 20000, 50000, 120000, 300000])),
-            currency="CNY", annual_rate=rng.choice(["0.0435", "0.08", "0.12", "0.18", "0.24"]),
+            currency="CNY",
+            annual_rate=rng.choice(["0.0435", "0.08", "0.12", "0.18", "0.24"]),
             term=rng.choice([3, 6, 12, 24, 36, 60]),
             method=rng.choice(["annuity", "equal_principal"]),
             day_count=rng.choice(["ACT/365F", "ACT/360", "30/360", "ACT/ACT ISDA"]),
-            product=product)
-        loan = Loan.apply_for(borrower_id=f"T{n}", terms=terms,
-                              business_date=disbursed - timedelta(days=2))
+            product=product,
+        )
+        loan = Loan.apply_for(
+            borrower_id=f"T{n}", terms=terms, business_date=disbursed - timedelta(days=2)
+        )
         loan.approve(disbursed - timedelta(days=1))
         overdue = n % 8 == 0 and age > 5
         first_due = disbursed + timedelta(days=age - 3 if overdue else 30 + age)
@@ -96,21 +99,35 @@ def seed(url: str, loans: int, age: int, batch: int) -> float:
         for _ in range(size):
             model, events = encoded[rng.randrange(len(encoded))]
             loan_id = uuid4()
-            stored.extend(type(e)(originator_id=loan_id, originator_version=e.originator_version,
-                                  topic=e.topic, state=e.state) for e in events)
-            directory.append({"loan_id": str(loan_id), "borrower_id": model.borrower_id,
-                              "status": "active", "currency": "CNY",
-                              "principal": model.terms.principal,
-                              "applied_on": model.applied_on,
-                              "updated_at": BENCH_DAY - timedelta(days=age)})
+            stored.extend(
+                type(e)(
+                    originator_id=loan_id,
+                    originator_version=e.originator_version,
+                    topic=e.topic,
+                    state=e.state,
+                )
+                for e in events
+            )
+            directory.append(
+                {
+                    "loan_id": str(loan_id),
+                    "borrower_id": model.borrower_id,
+                    "status": "active",
+                    "currency": "CNY",
+                    "principal": model.terms.principal,
+                    "applied_on": model.applied_on,
+                    "updated_at": BENCH_DAY - timedelta(days=age),
+                }
+            )
         with app.transaction() as session:
             app.recorder.insert_events(stored)
             session.execute(insert(loan_directory), directory)
         done += size
         print(f"\r  seeded {done:,}/{loans:,} loans", end="", flush=True)
     with app.transaction() as session:
-        session.execute(insert(ledger_clock).values(id=1,
-                                                    closed_through=BENCH_DAY - timedelta(days=1)))
+        session.execute(
+            insert(ledger_clock).values(id=1, closed_through=BENCH_DAY - timedelta(days=1))
+        )
     print()
     ledger.close()
     with create_engine(url).connect() as conn:
@@ -144,8 +161,9 @@ def eod_child(url: str, through: date, options: dict[str, Any], results: Any) ->
 
 def _cpu_seconds() -> float:
     """CPU time of this process and its finished workers (user + system)."""
-    own, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
-                                                          resource.RUSAGE_CHILDREN))
+    own, workers = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
     return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
@@ -159,8 +177,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_day(url: str, through: date,
-            options: dict[str, Any]) -> tuple[int, int, float, float, float]:
+def run_day(
+    url: str, through: date, options: dict[str, Any]
+) -> tuple[int, int, float, float, float]:
     context = multiprocessing.get_context("spawn")
     results: Any = context.Queue()
     child = context.Process(target=eod_child, args=(url, through, options, results))
@@ -184,14 +203,21 @@ def copy_rate(url: str, after_id: int) -> tuple[int, float]:
     try:
         cur = raw.cursor()
         cur.execute("DROP TABLE IF EXISTS bench_copy_events")
-        cur.execute("CREATE TABLE bench_copy_events (id bigserial PRIMARY KEY, originator_id uuid"
-                    " NOT NULL, originator_version bigint NOT NULL, topic text NOT NULL,"
-                    " state bytea NOT NULL)")
-        cur.execute("CREATE UNIQUE INDEX bench_copy_events_aggregate_idx ON bench_copy_events"
-                    " (originator_id, originator_version)")
+        cur.execute(
+            "CREATE TABLE bench_copy_events (id bigserial PRIMARY KEY, originator_id uuid"
+            " NOT NULL, originator_version bigint NOT NULL, topic text NOT NULL,"
+            " state bytea NOT NULL)"
+        )
+        cur.execute(
+            "CREATE UNIQUE INDEX bench_copy_events_aggregate_idx ON bench_copy_events"
+            " (originator_id, originator_version)"
+        )
         raw.commit()
-        cur.execute("SELECT originator_id, originator_version, topic, state FROM ledger_events"
-                    " WHERE id > %s ORDER BY id", (after_id,))
+        cur.execute(
+            "SELECT originator_id, originator_version, topic, state FROM ledger_events"
+            " WHERE id > %s ORDER BY id",
+            (after_id,),
+        )
         buffer = io.StringIO()
         rows = 0
         for originator_id, version, topic, state in cur:
@@ -199,8 +225,10 @@ def copy_rate(url: str, after_id: int) -> tuple[int, float]:
             rows += 1
         buffer.seek(0)
         started = time.perf_counter()
-        cur.copy_expert("COPY bench_copy_events (originator_id, originator_version, topic, state)"
-                        " FROM STDIN", buffer)
+        cur.copy_expert(
+            "COPY bench_copy_events (originator_id, originator_version, topic, state) FROM STDIN",
+            buffer,
+        )
         raw.commit()
         seconds = time.perf_counter() - started
         cur.execute("DROP TABLE bench_copy_events")
@@ -221,18 +249,32 @@ def max_event_id(url: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default=DEFAULT_URL,
-                        help="server URL; a fresh database is created beside it and dropped")
+    parser.add_argument(
+        "--url",
+        default=DEFAULT_URL,
+        help="server URL; a fresh database is created beside it and dropped",
+    )
     parser.add_argument("--loans", type=int, default=100_000)
-    parser.add_argument("--age", type=int, default=10,
-                        help="days since disbursement (events each loan has before the run)")
+    parser.add_argument(
+        "--age",
+        type=int,
+        default=10,
+        help="days since disbursement (events each loan has before the run)",
+    )
     parser.add_argument("--days", type=int, default=1, help="business days to close")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--chunk", type=int, default=500)
     parser.add_argument("--snapshot-after", type=int, default=30)
     parser.add_argument("--seed-batch", type=int, default=5000)
-    parser.add_argument("--profile", type=int, nargs="?", const=1, default=0, metavar="DAY",
-                        help="cProfile one bench day (the first without a number)")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        metavar="DAY",
+        help="cProfile one bench day (the first without a number)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
 
@@ -247,9 +289,11 @@ def main() -> None:
         print(f"database {name}: seeding {args.loans:,} active loans, {args.age} days old")
         seeded = seed(url, args.loans, args.age, args.seed_batch)
         print(f"  seeded in {seeded:.1f}s")
-        options = {"workers": args.workers, "profile": False,
-                   "settings": {"eod_chunk_size": args.chunk,
-                                "eod_snapshot_after": args.snapshot_after}}
+        options = {
+            "workers": args.workers,
+            "profile": False,
+            "settings": {"eod_chunk_size": args.chunk, "eod_snapshot_after": args.snapshot_after},
+        }
         for day in range(args.days):
             through = BENCH_DAY + timedelta(days=day)
             options["profile"] = args.profile == day + 1
@@ -257,12 +301,15 @@ def main() -> None:
             loans, events, seconds, rss, cpu = run_day(url, through, options)
             copy_rows, copy_seconds = copy_rate(url, before)
             ours, copy = events / seconds, copy_rows / copy_seconds
-            print(f"EOD {through}: {loans:,} loans, {events:,} events in {seconds:.1f}s — "
-                  f"{loans / seconds:,.0f} loans/s, {ours:,.0f} events/s, peak RSS "
-                  f"{rss:,.0f} MB, EOD CPU {cpu:.1f}s ({cpu / seconds:.0%} of wall); "
-                  f"COPY of the same {copy_rows:,} rows: {copy:,.0f} rows/s "
-                  f"→ ratio {ours / copy:.3f} (workers={args.workers}, chunk={args.chunk}, "
-                  f"snapshot_after={args.snapshot_after})", flush=True)
+            print(
+                f"EOD {through}: {loans:,} loans, {events:,} events in {seconds:.1f}s — "
+                f"{loans / seconds:,.0f} loans/s, {ours:,.0f} events/s, peak RSS "
+                f"{rss:,.0f} MB, EOD CPU {cpu:.1f}s ({cpu / seconds:.0%} of wall); "
+                f"COPY of the same {copy_rows:,} rows: {copy:,.0f} rows/s "
+                f"→ ratio {ours / copy:.3f} (workers={args.workers}, chunk={args.chunk}, "
+                f"snapshot_after={args.snapshot_after})",
+                flush=True,
+            )
     finally:
         if not args.keep:
             with admin.connect() as conn:

@@ -72,10 +72,14 @@ def seed(app: LoanLedger, loans: int, days: int, rng: random.Random) -> int:
     book: list[tuple[Loan, str]] = []
     for n in range(loans):
         terms = LoanTerms.create(
-            principal=str(rng.randrange(10, 500) * 1000), currency="CNY",
+            principal=str(rng.randrange(10, 500) * 1000),
+            currency="CNY",
             annual_rate=rng.choice(("0.0435", "0.08", "0.12", "0.18")),
-            term=rng.choice((12, 24, 36)), method=rng.choice(("annuity", "equal_principal")),
-            day_count="ACT/365F", product=app.settings.product_terms())
+            term=rng.choice((12, 24, 36)),
+            method=rng.choice(("annuity", "equal_principal")),
+            day_count="ACT/365F",
+            product=app.settings.product_terms(),
+        )
         on = START + timedelta(days=n % 20)
         loan = Loan.apply_for(borrower_id=f"B{n:07d}", terms=terms, business_date=on)
         loan.approve(on)
@@ -87,12 +91,16 @@ def seed(app: LoanLedger, loans: int, days: int, rng: random.Random) -> int:
     for day in range(days):
         today = START + timedelta(days=day)
         for loan, profile in book:
-            if loan.status != LoanStatus.ACTIVE or loan.disbursed_on is None \
-                    or loan.disbursed_on > today:
+            if (
+                loan.status != LoanStatus.ACTIVE
+                or loan.disbursed_on is None
+                or loan.disbursed_on > today
+            ):
                 continue
             due = [i for i in loan.future() if i.due_date == today]
-            late = [i for i in loan.billed() if (today - i.due_date).days == 20
-                    and not i.is_settled]
+            late = [
+                i for i in loan.billed() if (today - i.due_date).days == 20 and not i.is_settled
+            ]
             if (due and profile == "on_time") or (late and profile == "late"):
                 loan.close_day(today - timedelta(days=1))
                 amount = loan.arrears_due() + sum((i.total for i in due), Decimal(0))
@@ -118,7 +126,10 @@ def scan_rate(app: LoanLedger, batch: int, *, core: bool = False) -> tuple[int, 
             if core:
                 chunk: Sequence[Any] = conn.execute(
                     select(c.id, c.originator_id, c.originator_version, c.topic, c.state)
-                    .where(c.id > after).order_by(c.id).limit(batch)).all()
+                    .where(c.id > after)
+                    .order_by(c.id)
+                    .limit(batch)
+                ).all()
             else:
                 chunk = log.read(conn, after, batch)
             if not chunk:
@@ -135,16 +146,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20_000, help="rebuild batch size")
     parser.add_argument("--only", action="append", help="rebuild only these projections")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    parser.add_argument("--url", default=os.environ.get("LEDGER_BENCH_POSTGRES_URL",
-                                                        DEFAULT_URL))
+    parser.add_argument("--url", default=os.environ.get("LEDGER_BENCH_POSTGRES_URL", DEFAULT_URL))
     args = parser.parse_args()
 
     url, name = create_database(args.url)
     print(f"database {name}; seeding {args.loans:,} loans × {args.days} days …", flush=True)
     try:
         migrations.upgrade(url)
-        ledger = build_ledger(Settings(database_url=url, snapshot_interval=1_000_000,
-                                       aggregate_cache_size=0))
+        ledger = build_ledger(
+            Settings(database_url=url, snapshot_interval=1_000_000, aggregate_cache_size=0)
+        )
         app = ledger.app
         started = time.perf_counter()
         total = seed(app, args.loans, args.days, random.Random(7))
@@ -161,13 +172,17 @@ def main() -> None:
         for projection in names:
             result = runner.rebuild(projection)
             results.append(result)
-            print(f"rebuild {projection:<12} {result['events']:>10,} events "
-                  f"{result['seconds']:7.1f}s {result['events_per_second']:>9,.0f} ev/s "
-                  f"= {result['events_per_second'] / scan:.2f} × scan "
-                  f"({result['events_per_second'] / core_scan:.2f} × Core scan)")
+            print(
+                f"rebuild {projection:<12} {result['events']:>10,} events "
+                f"{result['seconds']:7.1f}s {result['events_per_second']:>9,.0f} ev/s "
+                f"= {result['events_per_second'] / scan:.2f} × scan "
+                f"({result['events_per_second'] / core_scan:.2f} × Core scan)"
+            )
         everything = sum(r["seconds"] for r in results)
-        print(f"all {len(results)} projections: {rows * len(results) / everything:,.0f} "
-              f"projection-events/s; the log once per projection in {everything:.1f}s")
+        print(
+            f"all {len(results)} projections: {rows * len(results) / everything:,.0f} "
+            f"projection-events/s; the log once per projection in {everything:.1f}s"
+        )
     finally:
         if not args.keep:
             drop_database(args.url, name)

@@ -56,26 +56,34 @@ FEE_INCOME = "4103"
 RECOVERIES_INCOME = "4104"
 CREDIT_LOSSES = "5101"
 
-CHART: dict[str, Account] = {a.code: a for a in (
-    Account(CASH, "Cash and settlement (clearing)", AccountType.ASSET),
-    Account(PRINCIPAL_NOT_DUE, "Loans: principal not yet due", AccountType.ASSET),
-    Account(PRINCIPAL_DUE, "Loans: principal due (overdue)", AccountType.ASSET),
-    Account(ACCRUED_INTEREST, "Accrued interest receivable", AccountType.ASSET),
-    Account(INTEREST_RECEIVABLE, "Interest receivable (billed)", AccountType.ASSET),
-    Account(PENALTY_RECEIVABLE, "Penalty interest receivable", AccountType.ASSET),
-    Account(FEES_RECEIVABLE, "Fees receivable", AccountType.ASSET),
-    Account(OVERPAYMENTS, "Borrower overpayments", AccountType.LIABILITY),
-    Account(INTEREST_INCOME, "Interest income", AccountType.INCOME),
-    Account(PENALTY_INCOME, "Penalty interest income", AccountType.INCOME),
-    Account(FEE_INCOME, "Fee income", AccountType.INCOME),
-    Account(RECOVERIES_INCOME, "Recoveries on written-off loans", AccountType.INCOME),
-    Account(CREDIT_LOSSES, "Credit losses (write-offs)", AccountType.EXPENSE),
-)}
+CHART: dict[str, Account] = {
+    a.code: a
+    for a in (
+        Account(CASH, "Cash and settlement (clearing)", AccountType.ASSET),
+        Account(PRINCIPAL_NOT_DUE, "Loans: principal not yet due", AccountType.ASSET),
+        Account(PRINCIPAL_DUE, "Loans: principal due (overdue)", AccountType.ASSET),
+        Account(ACCRUED_INTEREST, "Accrued interest receivable", AccountType.ASSET),
+        Account(INTEREST_RECEIVABLE, "Interest receivable (billed)", AccountType.ASSET),
+        Account(PENALTY_RECEIVABLE, "Penalty interest receivable", AccountType.ASSET),
+        Account(FEES_RECEIVABLE, "Fees receivable", AccountType.ASSET),
+        Account(OVERPAYMENTS, "Borrower overpayments", AccountType.LIABILITY),
+        Account(INTEREST_INCOME, "Interest income", AccountType.INCOME),
+        Account(PENALTY_INCOME, "Penalty interest income", AccountType.INCOME),
+        Account(FEE_INCOME, "Fee income", AccountType.INCOME),
+        Account(RECOVERIES_INCOME, "Recoveries on written-off loans", AccountType.INCOME),
+        Account(CREDIT_LOSSES, "Credit losses (write-offs)", AccountType.EXPENSE),
+    )
+}
 
 #: Accounts that belong to one loan (its receivables and what it owes back): the sub-ledger.
 LOAN_ACCOUNTS: tuple[str, ...] = (
-    PRINCIPAL_NOT_DUE, PRINCIPAL_DUE, ACCRUED_INTEREST, INTEREST_RECEIVABLE,
-    PENALTY_RECEIVABLE, FEES_RECEIVABLE, OVERPAYMENTS,
+    PRINCIPAL_NOT_DUE,
+    PRINCIPAL_DUE,
+    ACCRUED_INTEREST,
+    INTEREST_RECEIVABLE,
+    PENALTY_RECEIVABLE,
+    FEES_RECEIVABLE,
+    OVERPAYMENTS,
 )
 
 _LOAN_ACCOUNT_SET = frozenset(LOAN_ACCOUNTS)
@@ -150,11 +158,15 @@ class _Entry:
         # debit(debit, amount) then credit(credit, amount), in one step: most events post
         # exactly one pair, so this is the journal rebuild's innermost call.
         if amount > ZERO:
-            self.lines += (Posting(debit, amount, ZERO, self.currency),
-                           Posting(credit, ZERO, amount, self.currency))
+            self.lines += (
+                Posting(debit, amount, ZERO, self.currency),
+                Posting(credit, ZERO, amount, self.currency),
+            )
         elif amount < ZERO:
-            self.lines += (Posting(debit, ZERO, -amount, self.currency),
-                           Posting(credit, -amount, ZERO, self.currency))
+            self.lines += (
+                Posting(debit, ZERO, -amount, self.currency),
+                Posting(credit, -amount, ZERO, self.currency),
+            )
         return self
 
 

@@ -25,8 +25,16 @@ class ComplaintStatus(StrEnum):
 
 
 CATEGORIES = frozenset(
-    {"billing", "collection_practice", "interest_calculation", "fees", "service",
-     "privacy", "fraud", "other"}
+    {
+        "billing",
+        "collection_practice",
+        "interest_calculation",
+        "fees",
+        "service",
+        "privacy",
+        "fraud",
+        "other",
+    }
 )
 
 
@@ -114,8 +122,9 @@ class Complaint(Aggregate):
             complaint.resolved_on = None
             complaint.reopen_count += 1
 
-    def __init__(self, loan_id: str, borrower_id: str, category: str, description: str,
-                 business_date: date) -> None:
+    def __init__(
+        self, loan_id: str, borrower_id: str, category: str, description: str, business_date: date
+    ) -> None:
         self.loan_id = loan_id
         self.borrower_id = borrower_id
         self.category = category
@@ -134,57 +143,89 @@ class Complaint(Aggregate):
         return uuid4()
 
     @classmethod
-    def file(cls, *, loan_id: UUID, borrower_id: str, category: str, description: str,
-             business_date: date, complaint_id: UUID | None = None) -> Complaint:
+    def file(
+        cls,
+        *,
+        loan_id: UUID,
+        borrower_id: str,
+        category: str,
+        description: str,
+        business_date: date,
+        complaint_id: UUID | None = None,
+    ) -> Complaint:
         if category not in CATEGORIES:
             raise ValidationError(
                 f"category {category!r} is not one of {', '.join(sorted(CATEGORIES))}",
-                field="category", rule="complaint_category")
-        return cls._create(cls.Filed, id=complaint_id, loan_id=str(loan_id),
-                           borrower_id=_required(borrower_id, "borrower_id"),
-                           category=category,
-                           description=_required(description, "description"),
-                           business_date=business_date)
+                field="category",
+                rule="complaint_category",
+            )
+        return cls._create(
+            cls.Filed,
+            id=complaint_id,
+            loan_id=str(loan_id),
+            borrower_id=_required(borrower_id, "borrower_id"),
+            category=category,
+            description=_required(description, "description"),
+            business_date=business_date,
+        )
 
     def acknowledge(self, business_date: date, handler: str) -> None:
         self._check(ComplaintStatus.FILED, "acknowledge")
         self._check_date(business_date)
-        self.trigger_event(self.Acknowledged, business_date=business_date,
-                           handler=_required(handler, "handler"))
+        self.trigger_event(
+            self.Acknowledged, business_date=business_date, handler=_required(handler, "handler")
+        )
 
     def escalate(self, business_date: date, reason: str) -> None:
         if self.status == ComplaintStatus.RESOLVED:
-            raise ComplaintStateError("cannot escalate a resolved complaint; reopen it first",
-                                      field="complaint_id", rule="complaint_open")
+            raise ComplaintStateError(
+                "cannot escalate a resolved complaint; reopen it first",
+                field="complaint_id",
+                rule="complaint_open",
+            )
         self._check_date(business_date)
-        self.trigger_event(self.Escalated, business_date=business_date,
-                           level=self.escalation_level + 1, reason=_required(reason, "reason"))
+        self.trigger_event(
+            self.Escalated,
+            business_date=business_date,
+            level=self.escalation_level + 1,
+            reason=_required(reason, "reason"),
+        )
 
     def resolve(self, business_date: date, resolution: str) -> None:
         if self.status == ComplaintStatus.RESOLVED:
-            raise ComplaintStateError("the complaint is already resolved",
-                                      field="complaint_id", rule="complaint_open")
+            raise ComplaintStateError(
+                "the complaint is already resolved", field="complaint_id", rule="complaint_open"
+            )
         self._check_date(business_date)
-        self.trigger_event(self.Resolved, business_date=business_date,
-                           resolution=_required(resolution, "resolution"))
+        self.trigger_event(
+            self.Resolved,
+            business_date=business_date,
+            resolution=_required(resolution, "resolution"),
+        )
 
     def reopen(self, business_date: date, reason: str) -> None:
         self._check(ComplaintStatus.RESOLVED, "reopen")
         self._check_date(business_date)
-        self.trigger_event(self.Reopened, business_date=business_date,
-                           reason=_required(reason, "reason"))
+        self.trigger_event(
+            self.Reopened, business_date=business_date, reason=_required(reason, "reason")
+        )
 
     def _check(self, required: ComplaintStatus, action: str) -> None:
         if self.status != required:
             raise ComplaintStateError(
                 f"cannot {action} a complaint that is {self.status}; it must be {required}",
-                field="complaint_id", rule=f"status_{action}")
+                field="complaint_id",
+                rule=f"status_{action}",
+            )
 
     def _check_date(self, business_date: date) -> None:
         if business_date < self.last_step_on:
-            raise InvalidDate(f"business_date {business_date} is before {self.last_step_on},"
-                              f" the date of the complaint's last step",
-                              field="business_date", rule="not_backdated")
+            raise InvalidDate(
+                f"business_date {business_date} is before {self.last_step_on},"
+                f" the date of the complaint's last step",
+                field="business_date",
+                rule="not_backdated",
+            )
 
 
 # The library registers pinned topics of nested *events* only; snapshots need it done by hand,

@@ -29,8 +29,12 @@ class LedgerError(Exception):
         self.rule = rule or type(self).__name__
 
     def as_dict(self) -> dict[str, str | None]:
-        return {"error": type(self).__name__, "field": self.field, "rule": self.rule,
-                "message": self.message}
+        return {
+            "error": type(self).__name__,
+            "field": self.field,
+            "rule": self.rule,
+            "message": self.message,
+        }
 
 
 # --- bad input (HTTP 422) -------------------------------------------------------------------

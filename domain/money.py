@@ -32,11 +32,40 @@ ROUNDING_MODES = frozenset(
 
 # ISO 4217 code -> minor units, for the currencies a lender here is likely to book.
 _MINOR_UNITS = {
-    "CNY": 2, "USD": 2, "EUR": 2, "GBP": 2, "HKD": 2, "MOP": 2, "TWD": 2, "SGD": 2,
-    "AUD": 2, "CAD": 2, "CHF": 2, "NZD": 2, "SEK": 2, "NOK": 2, "DKK": 2, "INR": 2,
-    "THB": 2, "MYR": 2, "PHP": 2, "IDR": 2, "RUB": 2, "BRL": 2, "MXN": 2, "ZAR": 2,
-    "JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0,
-    "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3,
+    "CNY": 2,
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "HKD": 2,
+    "MOP": 2,
+    "TWD": 2,
+    "SGD": 2,
+    "AUD": 2,
+    "CAD": 2,
+    "CHF": 2,
+    "NZD": 2,
+    "SEK": 2,
+    "NOK": 2,
+    "DKK": 2,
+    "INR": 2,
+    "THB": 2,
+    "MYR": 2,
+    "PHP": 2,
+    "IDR": 2,
+    "RUB": 2,
+    "BRL": 2,
+    "MXN": 2,
+    "ZAR": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "VND": 0,
+    "CLP": 0,
+    "ISK": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "OMR": 3,
+    "JOD": 3,
+    "TND": 3,
 }
 
 
@@ -127,8 +156,7 @@ def in_minor_units(value: Decimal | float | int | str | None, currency: str) -> 
     if code is None:
         return amount
     try:
-        shown = amount.quantize(Decimal(1).scaleb(-code), rounding=ROUND_HALF_EVEN,
-                                context=CALC)
+        shown = amount.quantize(Decimal(1).scaleb(-code), rounding=ROUND_HALF_EVEN, context=CALC)
     except decimal.InvalidOperation:  # beyond any bound (an old store's bad event): as read
         return amount
     return abs(shown) if shown == 0 else shown
@@ -147,16 +175,21 @@ def parse_decimal_text(value: object, *, field: str = "amount") -> Decimal:
         return to_decimal(value, field=field)
     if isinstance(value, bool) or not isinstance(value, str):
         kind = {bool: "a boolean", int: "a JSON number", float: "a JSON number"}.get(
-            type(value), f"a {type(value).__name__}")
+            type(value), f"a {type(value).__name__}"
+        )
         rule = "no_float" if isinstance(value, float) else "decimal_string"
         raise InvalidAmount(
             f'{field} must be a decimal string such as "1234.56", not {kind} ({value!r})',
-            field=field, rule=rule)
+            field=field,
+            rule=rule,
+        )
     if PLAIN_DECIMAL.fullmatch(value) is None:
         raise InvalidAmount(
             f'{field} {value!r} is not a plain decimal string such as "1234.56" (digits and'
             " an optional decimal point; no exponent, spaces or thousands separators)",
-            field=field, rule="decimal")
+            field=field,
+            rule="decimal",
+        )
     return Decimal(value)
 
 

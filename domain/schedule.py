@@ -147,21 +147,31 @@ def build_schedule(
 
 def _check_inputs(rate: Decimal, term: int, start: date, first_due: date, rounding: str) -> None:
     if isinstance(term, bool) or not isinstance(term, int) or term < 1:
-        raise InvalidTerm(f"term must be at least 1, got {term}", field="term",
-                          rule="term_at_least_1")
+        raise InvalidTerm(
+            f"term must be at least 1, got {term}", field="term", rule="term_at_least_1"
+        )
     if term > MAX_TERM:
-        raise InvalidTerm(f"term must be at most {MAX_TERM}, got {term}", field="term",
-                          rule=f"term_at_most_{MAX_TERM}")
+        raise InvalidTerm(
+            f"term must be at most {MAX_TERM}, got {term}",
+            field="term",
+            rule=f"term_at_most_{MAX_TERM}",
+        )
     if rate < 0:
-        raise InvalidRate(f"annual_rate must be zero or more, got {rate}", field="annual_rate",
-                          rule="non_negative")
+        raise InvalidRate(
+            f"annual_rate must be zero or more, got {rate}",
+            field="annual_rate",
+            rule="non_negative",
+        )
     if first_due <= start:
         raise InvalidDate(
             f"first_due {first_due.isoformat()} must be after start_date {start.isoformat()}",
-            field="first_due", rule="first_due_after_start")
+            field="first_due",
+            rule="first_due_after_start",
+        )
     if rounding not in ROUNDING_MODES:
-        raise ValidationError(f"unknown rounding mode {rounding!r}", field="rounding",
-                              rule="rounding_mode")
+        raise ValidationError(
+            f"unknown rounding mode {rounding!r}", field="rounding", rule="rounding_mode"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +221,9 @@ class _Plan:
                 level = self._level(balance, discount[k], suffix[k + 1], n - k, level_mode)
         return rows
 
-    def _level(self, balance: Decimal, disc: Decimal, tail: Decimal, periods: int,
-               mode: str) -> Decimal:
+    def _level(
+        self, balance: Decimal, disc: Decimal, tail: Decimal, periods: int, mode: str
+    ) -> Decimal:
         """The level installment (annuity) or per-period principal over ``periods``."""
         if self.method is AmortizationMethod.EQUAL_PRINCIPAL or self.rate == 0:
             exact = CALC.divide(balance, Decimal(periods))

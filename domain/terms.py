@@ -41,20 +41,27 @@ class ProductTerms:
 
     def __post_init__(self) -> None:
         if self.grace_days < 0 or self.grace_days > 90:
-            raise InvalidTerm("grace_days must be between 0 and 90", field="grace_days",
-                              rule="range_0_90")
+            raise InvalidTerm(
+                "grace_days must be between 0 and 90", field="grace_days", rule="range_0_90"
+            )
         if self.penalty_markup < 0:
-            raise InvalidRate("penalty_markup must be zero or more", field="penalty_markup",
-                              rule="non_negative")
+            raise InvalidRate(
+                "penalty_markup must be zero or more", field="penalty_markup", rule="non_negative"
+            )
         if self.rounding not in ROUNDING_MODES:
-            raise ValidationError(f"unknown rounding mode {self.rounding!r}", field="rounding",
-                                  rule="rounding_mode")
+            raise ValidationError(
+                f"unknown rounding mode {self.rounding!r}", field="rounding", rule="rounding_mode"
+            )
         if self.rate_cap <= 0:
-            raise InvalidRate("rate_cap must be greater than zero", field="rate_cap",
-                              rule="positive")
+            raise InvalidRate(
+                "rate_cap must be greater than zero", field="rate_cap", rule="positive"
+            )
         if self.observation_days < 0:
-            raise InvalidTerm("observation_days must be zero or more", field="observation_days",
-                              rule="non_negative")
+            raise InvalidTerm(
+                "observation_days must be zero or more",
+                field="observation_days",
+                rule="non_negative",
+            )
         Waterfall.parse(self.waterfall)  # fail early on a bad spec
 
     @property
@@ -91,8 +98,11 @@ class LoanTerms:
         rate = to_decimal(annual_rate, field="annual_rate")
         check_rate(rate, product.rate_cap)
         if isinstance(term, bool) or not isinstance(term, int) or term < 1 or term > 600:
-            raise InvalidTerm(f"term must be a whole number of months from 1 to 600, got {term}",
-                              field="term", rule="term_1_to_600")
+            raise InvalidTerm(
+                f"term must be a whole number of months from 1 to 600, got {term}",
+                field="term",
+                rule="term_1_to_600",
+            )
         return cls(
             principal=amount,
             currency=cur.code,
@@ -162,8 +172,9 @@ def _product_terms(items: tuple[tuple[str, Any], ...]) -> ProductTerms:
 
 def check_rate(rate: Decimal, cap: Decimal, *, field: str = "annual_rate") -> None:
     if rate < 0:
-        raise InvalidRate(f"{field} must be zero or more, got {rate}", field=field,
-                          rule="non_negative")
+        raise InvalidRate(
+            f"{field} must be zero or more, got {rate}", field=field, rule="non_negative"
+        )
     if rate > cap:
         raise RateAboveCap(
             f"{field} {rate} is above the maximum annual rate {cap} (rate cap)",

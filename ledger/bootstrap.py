@@ -32,9 +32,12 @@ def build_ledger(settings: Settings | None = None, *, upgrade: bool = False) -> 
     return Ledger(app, partial(build_runner, app, settings))
 
 
-def build_runner(app: LoanLedger, settings: Settings,
-                 projections: Sequence[Projection] | None = None,
-                 **options: Any) -> ProjectionRunner:
+def build_runner(
+    app: LoanLedger,
+    settings: Settings,
+    projections: Sequence[Projection] | None = None,
+    **options: Any,
+) -> ProjectionRunner:
     """The projection runner over ``app``'s event store (every projection by default): the
     engine, the mapper that decodes, the log reader, the projections with the settings
     values they need, the crash tests' fault points and the bulk paths' GC hook."""
@@ -46,10 +49,17 @@ def build_runner(app: LoanLedger, settings: Settings,
     if projections is None:
         projections = all_projections(
             ack_sla_days=settings.complaint_ack_sla_business_days,
-            resolve_sla_days=settings.complaint_resolve_sla_days)
-    return ProjectionRunner(app.engine, app.mapper, EventLog(app.engine), projections,
-                            fault=crash_point,
-                            collect_between_batches=collect_between_batches, **options)
+            resolve_sla_days=settings.complaint_resolve_sla_days,
+        )
+    return ProjectionRunner(
+        app.engine,
+        app.mapper,
+        EventLog(app.engine),
+        projections,
+        fault=crash_point,
+        collect_between_batches=collect_between_batches,
+        **options,
+    )
 
 
 def upgrade_database(settings: Settings) -> str | None:

@@ -69,8 +69,9 @@ class Ledger:
         return run_batch(self.app, lines, out)
 
     # ------------------------------------------------------------------- queries
-    def get_loan(self, loan_id: UUID, *, version: int | None = None,
-                 as_of: date | None = None) -> Loan:
+    def get_loan(
+        self, loan_id: UUID, *, version: int | None = None, as_of: date | None = None
+    ) -> Loan:
         return self.app.get_loan(loan_id, version=version, as_of=as_of)
 
     def get_complaint(self, complaint_id: UUID) -> Complaint:
@@ -79,8 +80,9 @@ class Ledger:
     def loan_history(self, loan_id: UUID) -> list[Any]:
         return self.app.loan_history(loan_id)
 
-    def loan_ids(self, status: str | None = None, *, after: str = "",
-                 limit: int | None = None) -> list[UUID]:
+    def loan_ids(
+        self, status: str | None = None, *, after: str = "", limit: int | None = None
+    ) -> list[UUID]:
         return self.app.loan_ids(status, after=after, limit=limit)
 
     def loan_view(self, loan_id: UUID, as_of: date | None = None) -> dict[str, Any]:
@@ -97,28 +99,54 @@ class Ledger:
         return views.history_view(events, str(events[0].terms["currency"]), daily=daily)
 
     @staticmethod
-    def quote_schedule(settings: Settings, *, principal: str, annual_rate: str, term: int,
-                       method: str, day_count: str, currency: str, rounding: str | None,
-                       disbursed_on: date | None, first_due: date | None) -> dict[str, Any]:
+    def quote_schedule(
+        settings: Settings,
+        *,
+        principal: str,
+        annual_rate: str,
+        term: int,
+        method: str,
+        day_count: str,
+        currency: str,
+        rounding: str | None,
+        disbursed_on: date | None,
+        first_due: date | None,
+    ) -> dict[str, Any]:
         """An amortization schedule priced before anything is booked: pure, no database."""
         product = settings.product_terms()
         if rounding:
             product = replace(product, rounding=rounding)
-        terms = LoanTerms.create(principal=parse_decimal_text(principal, field="principal"),
-                                 currency=currency,
-                                 annual_rate=parse_decimal_text(annual_rate,
-                                                                field="annual_rate"),
-                                 term=term, method=method, day_count=day_count,
-                                 product=product)
+        terms = LoanTerms.create(
+            principal=parse_decimal_text(principal, field="principal"),
+            currency=currency,
+            annual_rate=parse_decimal_text(annual_rate, field="annual_rate"),
+            term=term,
+            method=method,
+            day_count=day_count,
+            product=product,
+        )
         start = disbursed_on or date.today()
         due = first_due or monthly_due_dates(start, 2)[1]
         schedule = build_schedule(
-            principal=terms.principal, annual_rate=terms.annual_rate, term=terms.term,
-            method=terms.method, day_count=terms.day_count, start_date=start, first_due=due,
-            currency=terms.money_currency, rounding=product.rounding)
-        return views.quote_view(schedule, currency=terms.currency, principal=terms.principal,
-                                method=str(terms.method), day_count=str(terms.day_count),
-                                annual_rate=terms.annual_rate, term=terms.term)
+            principal=terms.principal,
+            annual_rate=terms.annual_rate,
+            term=terms.term,
+            method=terms.method,
+            day_count=terms.day_count,
+            start_date=start,
+            first_due=due,
+            currency=terms.money_currency,
+            rounding=product.rounding,
+        )
+        return views.quote_view(
+            schedule,
+            currency=terms.currency,
+            principal=terms.principal,
+            method=str(terms.method),
+            day_count=str(terms.day_count),
+            annual_rate=terms.annual_rate,
+            term=terms.term,
+        )
 
     # --------------------------------------------------------------------- clock
     def closed_through(self) -> date | None:
@@ -140,31 +168,45 @@ class Ledger:
         """Closing more than ``LEDGER_EOD_CONFIRM_DAYS`` days at once needs ``confirm``."""
         eod.check_days_ahead(self.app, through, confirm=confirm)
 
-    def close_business_days(self, through: date, progress: Progress | None = None, *,
-                            workers: int | None = None, partition: str | None = None,
-                            wait: float | None = None,
-                            skip_if_closed: bool = False) -> eod.EodSummary:
+    def close_business_days(
+        self,
+        through: date,
+        progress: Progress | None = None,
+        *,
+        workers: int | None = None,
+        partition: str | None = None,
+        wait: float | None = None,
+        skip_if_closed: bool = False,
+    ) -> eod.EodSummary:
         """End of day: close every business day up to ``through`` for every active loan
         (``ledger.eod.close``). A day already closed is nothing to do (a ``skipped``
         summary); ``skip_if_closed`` checks that again once the EOD lock is held, for a
         scheduler that waited behind another run. ``progress`` is told the loan-days closed;
         ``partition`` is ``k/N``."""
-        return eod.close_business_days(self.app, through, progress, workers=workers,
-                                       partition=partition, wait=wait,
-                                       skip_if_closed=skip_if_closed)
+        return eod.close_business_days(
+            self.app,
+            through,
+            progress,
+            workers=workers,
+            partition=partition,
+            wait=wait,
+            skip_if_closed=skip_if_closed,
+        )
 
     def count_loan_days(self, through: date, partition: str | None = None) -> int | None:
         """The loan-days a run through ``through`` will close (None when not known)."""
         return eod.count_loan_days(self.app, through, eod.parse_partition(partition))
 
     # ------------------------------------------------------- projections, reports
-    def projection_runner(self, projections: Sequence[Projection] | None = None,
-                          **options: Any) -> ProjectionRunner:
+    def projection_runner(
+        self, projections: Sequence[Projection] | None = None, **options: Any
+    ) -> ProjectionRunner:
         """A runner wired like the ledger's own, for other projections or batch sizes."""
         return self._runner_factory(projections, **options)
 
-    def catch_up(self, names: Iterable[str] | None = None,
-                 progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    def catch_up(
+        self, names: Iterable[str] | None = None, progress: Callable[[str, int], None] | None = None
+    ) -> dict[str, int]:
         return self.runner.catch_up(names, progress)
 
     def projection_status(self) -> list[ProjectionStatus]:
@@ -181,14 +223,19 @@ class Ledger:
         """The notification id of the last recorded event."""
         return self.runner.head()
 
-    def run_projections(self, stop: threading.Event, *, poll_seconds: float = 0.5,
-                        names: Iterable[str] | None = None) -> None:
+    def run_projections(
+        self,
+        stop: threading.Event,
+        *,
+        poll_seconds: float = 0.5,
+        names: Iterable[str] | None = None,
+    ) -> None:
         """Keep the projections current until ``stop`` is set."""
         self.runner.run_forever(stop, poll_seconds=poll_seconds, names=names)
 
-    def rebuild_projection(self, name: str,
-                           progress: Callable[[int, int], None] | None = None
-                           ) -> dict[str, Any]:
+    def rebuild_projection(
+        self, name: str, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
         """Replay the whole log into fresh tables and swap them in when caught up."""
         return self.runner.rebuild(name, progress)
 
@@ -201,8 +248,10 @@ class Ledger:
         from datetime import timedelta
 
         business_date = self.business_date()
-        clock = {"business_date": business_date,
-                 "closed_through": business_date - timedelta(days=1)}
+        clock = {
+            "business_date": business_date,
+            "closed_through": business_date - timedelta(days=1),
+        }
         with self.engine.connect() as conn:
             result = report_function(name)(conn, **{**clock, **options})
         freshness = [s for s in self.projection_status() if s.name in result.sources]

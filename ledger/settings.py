@@ -69,10 +69,12 @@ class Settings(BaseSettings):
     eod_time: str = Field("22:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     timezone: str = "Asia/Shanghai"
     eod_closes_previous_day: bool = False
-    scheduler_misfire_grace: int = Field(7 * 24 * 3600, ge=1,
-                                         description="seconds a missed run may still start")
-    scheduler_lock_wait: float = Field(3600, ge=0,
-                                       description="seconds a scheduled EOD waits for the lock")
+    scheduler_misfire_grace: int = Field(
+        7 * 24 * 3600, ge=1, description="seconds a missed run may still start"
+    )
+    scheduler_lock_wait: float = Field(
+        3600, ge=0, description="seconds a scheduled EOD waits for the lock"
+    )
 
     # Complaint-handling service levels (the complaint history projection records breaches).
     complaint_ack_sla_business_days: int = Field(1, ge=0)
@@ -84,16 +86,20 @@ class Settings(BaseSettings):
         try:
             url = make_url(value)
         except ArgumentError:
-            raise ValueError("is not a database URL; expected sqlite:///path/to/ledger.db or"
-                             " postgresql+psycopg2://user@host:5432/db") from None
+            raise ValueError(
+                "is not a database URL; expected sqlite:///path/to/ledger.db or"
+                " postgresql+psycopg2://user@host:5432/db"
+            ) from None
         backend = url.get_backend_name()
         try:
             driver = url.get_driver_name()
         except ArgumentError:  # an unknown dialect: no default driver to name
             driver = "?"
         if (backend, driver) not in SUPPORTED_DATABASES:
-            raise ValueError(f"{url.drivername} is not supported: the ledger runs on SQLite"
-                             " (sqlite:///path) or PostgreSQL (postgresql+psycopg2://…)")
+            raise ValueError(
+                f"{url.drivername} is not supported: the ledger runs on SQLite"
+                " (sqlite:///path) or PostgreSQL (postgresql+psycopg2://…)"
+            )
         try:
             url.get_dialect().import_dbapi()
         except ImportError as e:
@@ -136,8 +142,10 @@ class Settings(BaseSettings):
             if code != currency.code:
                 raise ValueError(f"currency codes are ISO 4217 in capitals: {code!r}")
             if not amount.is_finite() or amount <= 0 or amount > currency.max_amount:
-                raise ValueError(f"{code} maximum must be above 0 and at most"
-                                 f" {currency.max_amount} (what every table holds exactly)")
+                raise ValueError(
+                    f"{code} maximum must be above 0 and at most"
+                    f" {currency.max_amount} (what every table holds exactly)"
+                )
         return value
 
     @model_validator(mode="after")
@@ -176,8 +184,11 @@ def load_settings(**overrides: Any) -> Settings:
     except SettingsError as exc:  # a complex value (JSON) that does not parse
         match = re.search(r'field "(\w+)"', str(exc))
         variable = f"{ENV_PREFIX}{match.group(1).upper()}" if match else "LEDGER settings"
-        raise InvalidSetting(f"{variable}: not valid JSON (expected an object such as"
-                             ' {"CNY": "50000000"})', field=variable, rule="setting") from None
+        raise InvalidSetting(
+            f'{variable}: not valid JSON (expected an object such as {{"CNY": "50000000"}})',
+            field=variable,
+            rule="setting",
+        ) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else ""
@@ -187,8 +198,9 @@ def load_settings(**overrides: Any) -> Settings:
         shown = "" if hidden else f"={given!r}"  # never echo a URL: it may hold a password
         message = first["msg"]
         if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
+            message = message[len("Value error, ") :]
         if message.startswith(("Input should", "String should")):
             message = message[0].lower() + message[1:]
-        raise InvalidSetting(f"{variable}{shown}: {message}",
-                             field=variable, rule="setting") from None
+        raise InvalidSetting(
+            f"{variable}{shown}: {message}", field=variable, rule="setting"
+        ) from None

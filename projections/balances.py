@@ -104,12 +104,24 @@ class BatchState:
 class LoanBalances(Dispatching):
     name = "balances"
     tables = (loan_balances, balances_summary)
-    topics = frozenset({
-        "loan.Applied", "loan.Approved", "loan.Rejected", "loan.Withdrawn", "loan.Disbursed",
-        "loan.InterestAccrued", "loan.InstallmentFellDue", "loan.PenaltyAccrued",
-        "loan.FeeCharged", "loan.RepaymentReceived", "loan.Restructured", "loan.WrittenOff",
-        "loan.RecoveryReceived", "loan.Closed",
-    })
+    topics = frozenset(
+        {
+            "loan.Applied",
+            "loan.Approved",
+            "loan.Rejected",
+            "loan.Withdrawn",
+            "loan.Disbursed",
+            "loan.InterestAccrued",
+            "loan.InstallmentFellDue",
+            "loan.PenaltyAccrued",
+            "loan.FeeCharged",
+            "loan.RepaymentReceived",
+            "loan.Restructured",
+            "loan.WrittenOff",
+            "loan.RecoveryReceived",
+            "loan.Closed",
+        }
+    )
     handlers: ClassVar[dict[type, str]] = {
         Loan.Applied: "applied",
         Loan.Approved: "status_changed",
@@ -161,8 +173,12 @@ class LoanBalances(Dispatching):
     # ------------------------------------------------------------------ handlers
     def applied(self, e: Loan.Applied, rows: RowSet) -> None:
         row: dict[str, Any] = {name: ZERO for name in AMOUNTS}
-        row.update(loan_id=str(e.originator_id), borrower_id=e.borrower_id,
-                   currency=str(e.terms["currency"]), status="applied")
+        row.update(
+            loan_id=str(e.originator_id),
+            borrower_id=e.borrower_id,
+            currency=str(e.terms["currency"]),
+            status="applied",
+        )
         rows.add(row)
 
     def status_changed(self, e: Any, row: dict[str, Any]) -> None:
@@ -219,8 +235,14 @@ class LoanBalances(Dispatching):
     def written_off(self, e: Loan.WrittenOff, row: dict[str, Any]) -> None:
         row["status"] = "written_off"
         row["written_off_principal"] = e.principal
-        for name in ("principal_not_due", "principal_overdue", "interest_accrued",
-                     "interest_overdue", "penalty_outstanding", "fees_outstanding"):
+        for name in (
+            "principal_not_due",
+            "principal_overdue",
+            "interest_accrued",
+            "interest_overdue",
+            "penalty_outstanding",
+            "fees_outstanding",
+        ):
             row[name] = ZERO
 
     def recovery_received(self, e: Loan.RecoveryReceived, row: dict[str, Any]) -> None:
@@ -255,8 +277,7 @@ class Deltas:
             self.add(new[0], new[1], 1)
 
     def write(self, conn: Connection, table: Table) -> None:
-        changes = {k: v for k, v in self.changes.items()
-                   if v[0] or any(v[1:])}
+        changes = {k: v for k, v in self.changes.items() if v[0] or any(v[1:])}
         if not changes:
             return
         rows = RowSet(conn, table)
@@ -266,8 +287,13 @@ class Deltas:
         for key, change in changes.items():
             row = rows.get(key)
             if row is None:
-                row = rows.add({**dict(zip(names, key, strict=True)), "loans": 0,
-                                **{name: ZERO for name in self.sums}})
+                row = rows.add(
+                    {
+                        **dict(zip(names, key, strict=True)),
+                        "loans": 0,
+                        **{name: ZERO for name in self.sums},
+                    }
+                )
             row["loans"] += change[0]
             for name, value in zip(self.sums, change[1:], strict=True):
                 row[name] += value
@@ -280,24 +306,45 @@ class Deltas:
                 rows.changed(key)
         rows.flush()
         if emptied:
-            conn.execute(table.delete().where(
-                and_(*(c == bindparam(f"k_{c.name}") for c in table.primary_key.columns))),
-                [{f"k_{n}": v for n, v in zip(names, key, strict=True)} for key in emptied])
+            conn.execute(
+                table.delete().where(
+                    and_(*(c == bindparam(f"k_{c.name}") for c in table.primary_key.columns))
+                ),
+                [{f"k_{n}": v for n, v in zip(names, key, strict=True)} for key in emptied],
+            )
 
 
 #: The report's columns, most important first (a narrow table keeps the first ones).
 BALANCE_COLUMNS = [
-    "loan_id", "status", "currency", "principal_outstanding", "principal_overdue",
-    "interest_overdue", "penalty_outstanding", "fees_outstanding", "interest_accrued",
-    "principal_not_due", "overpayment", "principal_paid", "interest_paid", "penalty_paid",
-    "fees_paid", "disbursed", "capitalized", "written_off_principal", "recovered",
-    "borrower_id", "last_business_date", "position",
+    "loan_id",
+    "status",
+    "currency",
+    "principal_outstanding",
+    "principal_overdue",
+    "interest_overdue",
+    "penalty_outstanding",
+    "fees_outstanding",
+    "interest_accrued",
+    "principal_not_due",
+    "overpayment",
+    "principal_paid",
+    "interest_paid",
+    "penalty_paid",
+    "fees_paid",
+    "disbursed",
+    "capitalized",
+    "written_off_principal",
+    "recovered",
+    "borrower_id",
+    "last_business_date",
+    "position",
 ]
 assert set(BALANCE_COLUMNS) == {c.name for c in loan_balances.columns}
 
 
-def balances_report(conn: Connection, status: str | None = None, limit: int | None = None,
-                    **_: Any) -> Report:
+def balances_report(
+    conn: Connection, status: str | None = None, limit: int | None = None, **_: Any
+) -> Report:
     """One line per loan (loan-id order) with every column of ``loan_balances``, amounts in
     the loan's currency's minor units; as totals, the loans and sums per currency."""
     t = loan_balances
@@ -313,12 +360,23 @@ def balances_report(conn: Connection, status: str | None = None, limit: int | No
             row[name] = in_minor_units(row[name], row["currency"])
         rows.append(row)
     s = balances_summary.c
-    sums = select(s.currency, func.sum(s.loans).label("loans"),
-                  *(func.sum(s[n]).label(n) for n in AMOUNTS))
+    sums = select(
+        s.currency, func.sum(s.loans).label("loans"), *(func.sum(s[n]).label(n) for n in AMOUNTS)
+    )
     if status:
         sums = sums.where(s.status == status)
-    totals = {r["currency"]: {k: (int(v) if k == "loans" else in_minor_units(v, r["currency"]))
-                              for k, v in r.items() if k != "currency"}
-              for r in conn.execute(sums.group_by(s.currency).order_by(s.currency)).mappings()}
-    return Report(title="Loan balances", columns=BALANCE_COLUMNS, rows=rows,
-                  sources=("balances",), totals={"by_currency": totals})
+    totals = {
+        r["currency"]: {
+            k: (int(v) if k == "loans" else in_minor_units(v, r["currency"]))
+            for k, v in r.items()
+            if k != "currency"
+        }
+        for r in conn.execute(sums.group_by(s.currency).order_by(s.currency)).mappings()
+    }
+    return Report(
+        title="Loan balances",
+        columns=BALANCE_COLUMNS,
+        rows=rows,
+        sources=("balances",),
+        totals={"by_currency": totals},
+    )

@@ -107,7 +107,7 @@ class TableCache:
 def delete_keys(conn: Connection, table: Table, keys: Sequence[Hashable]) -> None:
     cols = list(table.primary_key.columns)
     for start in range(0, len(keys), IN_CHUNK):
-        chunk = keys[start:start + IN_CHUNK]
+        chunk = keys[start : start + IN_CHUNK]
         where = cols[0].in_(chunk) if len(cols) == 1 else tuple_(*cols).in_(chunk)
         conn.execute(table.delete().where(where))
 
@@ -195,9 +195,8 @@ class RowSet:
             wanted = [k for k in wanted if k not in cached]
         cols = self.key_columns
         for start in range(0, len(wanted), IN_CHUNK):
-            chunk = wanted[start:start + IN_CHUNK]
-            where = (cols[0].in_(chunk) if len(cols) == 1
-                     else tuple_(*cols).in_(chunk))
+            chunk = wanted[start : start + IN_CHUNK]
+            where = cols[0].in_(chunk) if len(cols) == 1 else tuple_(*cols).in_(chunk)
             for row in self.conn.execute(select(self.table).where(where)).mappings():
                 key = self._key(row)
                 self.rows[key] = dict(row)
@@ -241,16 +240,18 @@ class RowSet:
             self.conn.execute(self.table.insert(), [self.rows[k] for k in self.new])
         if self.dirty:
             cols = self.key_columns
-            values: dict[str, Any] = {c.name: bindparam(f"v_{c.name}") for c in self.table.columns
-                      if not c.primary_key}
-            stmt = (self.table.update()
-                    .where(and_(*(c == bindparam(f"k_{c.name}") for c in cols)))
-                    .values(values))
+            values: dict[str, Any] = {
+                c.name: bindparam(f"v_{c.name}") for c in self.table.columns if not c.primary_key
+            }
+            stmt = (
+                self.table.update()
+                .where(and_(*(c == bindparam(f"k_{c.name}") for c in cols)))
+                .values(values)
+            )
             params = []
             for key in self.dirty:
                 row = self.rows[key]
-                p = {f"v_{c.name}": row[c.name] for c in self.table.columns
-                     if not c.primary_key}
+                p = {f"v_{c.name}": row[c.name] for c in self.table.columns if not c.primary_key}
                 p.update({f"k_{c.name}": row[c.name] for c in cols})
                 params.append(p)
             self.conn.execute(stmt, params)

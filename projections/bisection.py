@@ -33,11 +33,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger("ledger.projections")
 
 
-def advance(runner: ProjectionRunner, projection: Projection, *,
-            tracking_name: str | None = None, tables: Mapping[str, Table] | None = None,
-            batch_size: int | None = None, first_size: int | None = None,
-            on_batch: Callable[[int], None] | None = None,
-            stop: threading.Event | None = None) -> tuple[int, FailedEvent | None]:
+def advance(
+    runner: ProjectionRunner,
+    projection: Projection,
+    *,
+    tracking_name: str | None = None,
+    tables: Mapping[str, Table] | None = None,
+    batch_size: int | None = None,
+    first_size: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[int, FailedEvent | None]:
     """Apply batches until the head (or ``stop``); on a failed batch, apply the same range
     in halves, each committed on its own, until the first event that fails by itself.
     Return the notifications applied and that event (None if there was none); a live
@@ -48,8 +54,9 @@ def advance(runner: ProjectionRunner, projection: Projection, *,
     total = 0
     while stop is None or not stop.is_set():
         try:
-            consumed = runner.run_batch(projection, tracking_name=tracking_name,
-                                        tables=tables, batch_size=size)
+            consumed = runner.run_batch(
+                projection, tracking_name=tracking_name, tables=tables, batch_size=size
+            )
         except Exception as exc:
             if not event_may_be_at_fault(exc):
                 raise
@@ -80,8 +87,13 @@ def advance(runner: ProjectionRunner, projection: Projection, *,
     return total, None
 
 
-def failed_event(runner: ProjectionRunner, projection: Projection, exc: BaseException,
-                 tracking_name: str | None = None, after: int | None = None) -> FailedEvent:
+def failed_event(
+    runner: ProjectionRunner,
+    projection: Projection,
+    exc: BaseException,
+    tracking_name: str | None = None,
+    after: int | None = None,
+) -> FailedEvent:
     """Describe the notification after the projection's committed position (or ``after``):
     the one that just failed on its own."""
     name = tracking_name or projection.name
@@ -90,11 +102,19 @@ def failed_event(runner: ProjectionRunner, projection: Projection, exc: BaseExce
         rows = runner.log.read(conn, position, 1)
     reason = describe(exc)
     if not rows:  # gone meanwhile (deleted by hand?): say what is known
-        return FailedEvent(projection.name, position + 1, "?", "?", 0, reason,
-                           rebuild=tracking_name is not None)
+        return FailedEvent(
+            projection.name, position + 1, "?", "?", 0, reason, rebuild=tracking_name is not None
+        )
     notification_id, originator_id, version, topic = rows[0][:4]
-    return FailedEvent(projection.name, int(notification_id), str(originator_id),
-                       str(topic), int(version), reason, rebuild=tracking_name is not None)
+    return FailedEvent(
+        projection.name,
+        int(notification_id),
+        str(originator_id),
+        str(topic),
+        int(version),
+        reason,
+        rebuild=tracking_name is not None,
+    )
 
 
 def event_may_be_at_fault(exc: BaseException) -> bool:
@@ -104,13 +124,15 @@ def event_may_be_at_fault(exc: BaseException) -> bool:
     if isinstance(exc, ProjectionConflict | UnknownProjection):
         return False
     # A rebuild's background COPY reports its thread's error as the cause.
-    return not (is_environmental(exc)
-                or (exc.__cause__ is not None and is_environmental(exc.__cause__)))
+    return not (
+        is_environmental(exc) or (exc.__cause__ is not None and is_environmental(exc.__cause__))
+    )
 
 
 def _record(runner: ProjectionRunner, failed: FailedEvent) -> None:
     try:
         record_failure(runner.engine, failed)
     except Exception as exc:  # the failure is still raised or logged by the caller
-        logger.warning("could not record the failure of projection %s: %s",
-                       failed.projection, describe(exc))
+        logger.warning(
+            "could not record the failure of projection %s: %s", failed.projection, describe(exc)
+        )

@@ -91,9 +91,16 @@ class _State:
 class ComplaintHistory(Dispatching):
     name = "complaints"
     tables = (complaints, complaint_events)
-    topics = frozenset(cls.TOPIC for cls in (
-        Complaint.Filed, Complaint.Acknowledged, Complaint.Escalated, Complaint.Resolved,
-        Complaint.Reopened))
+    topics = frozenset(
+        cls.TOPIC
+        for cls in (
+            Complaint.Filed,
+            Complaint.Acknowledged,
+            Complaint.Escalated,
+            Complaint.Resolved,
+            Complaint.Reopened,
+        )
+    )
     handlers: ClassVar[dict[type, str]] = {
         Complaint.Filed: "filed",
         Complaint.Acknowledged: "acknowledged",
@@ -118,18 +125,30 @@ class ComplaintHistory(Dispatching):
 
     # ------------------------------------------------------------------ handlers
     def filed(self, e: Complaint.Filed, position: int, state: _State) -> None:
-        row = state.rows.add({
-            "complaint_id": str(e.originator_id), "loan_id": e.loan_id,
-            "borrower_id": e.borrower_id, "category": e.category,
-            "status": ComplaintStatus.FILED.value, "filed_on": e.business_date,
-            "acknowledged_on": None, "resolved_on": None, "escalation_level": 0,
-            "reopen_count": 0, "days_to_acknowledge": None, "days_to_resolve": None,
-            "ack_due_on": e.business_date + self.ack_sla,
-            "resolve_due_on": e.business_date + self.resolve_sla,
-            "ack_sla_breached": False, "resolve_sla_breached": False,
-            "event_count": 0, "last_event": "", "last_event_on": e.business_date,
-            "position": position,
-        })
+        row = state.rows.add(
+            {
+                "complaint_id": str(e.originator_id),
+                "loan_id": e.loan_id,
+                "borrower_id": e.borrower_id,
+                "category": e.category,
+                "status": ComplaintStatus.FILED.value,
+                "filed_on": e.business_date,
+                "acknowledged_on": None,
+                "resolved_on": None,
+                "escalation_level": 0,
+                "reopen_count": 0,
+                "days_to_acknowledge": None,
+                "days_to_resolve": None,
+                "ack_due_on": e.business_date + self.ack_sla,
+                "resolve_due_on": e.business_date + self.resolve_sla,
+                "ack_sla_breached": False,
+                "resolve_sla_breached": False,
+                "event_count": 0,
+                "last_event": "",
+                "last_event_on": e.business_date,
+                "position": position,
+            }
+        )
         self._step(state, row, e, position, f"{e.category}: {e.description}")
 
     def acknowledged(self, e: Complaint.Acknowledged, position: int, state: _State) -> None:
@@ -154,8 +173,9 @@ class ComplaintHistory(Dispatching):
         row["resolved_on"] = e.business_date
         row["days_to_resolve"] = (e.business_date - row["filed_on"]).days
         # Sticky: a reopened complaint resolved on time once still breached if it ever was late.
-        row["resolve_sla_breached"] = (row["resolve_sla_breached"]
-                                       or e.business_date > row["resolve_due_on"])
+        row["resolve_sla_breached"] = (
+            row["resolve_sla_breached"] or e.business_date > row["resolve_due_on"]
+        )
         self._step(state, row, e, position, e.resolution)
 
     def reopened(self, e: Complaint.Reopened, position: int, state: _State) -> None:
@@ -171,8 +191,10 @@ class ComplaintHistory(Dispatching):
     def _row(state: _State, e: Any) -> dict[str, Any]:
         row = state.rows.get(str(e.originator_id))
         if row is None:
-            raise LookupError(f"complaint {e.originator_id} has no Filed event before"
-                              f" version {e.originator_version}")
+            raise LookupError(
+                f"complaint {e.originator_id} has no Filed event before"
+                f" version {e.originator_version}"
+            )
         return row
 
     @staticmethod
@@ -189,26 +211,51 @@ class ComplaintHistory(Dispatching):
         row["last_event_on"] = e.business_date
         row["position"] = position
         state.rows.changed(row["complaint_id"])
-        state.timeline.append({
-            "complaint_id": row["complaint_id"], "version": e.originator_version,
-            "position": position, "loan_id": row["loan_id"],
-            "borrower_id": row["borrower_id"], "business_date": e.business_date,
-            "event": name, "detail": detail,
-        })
+        state.timeline.append(
+            {
+                "complaint_id": row["complaint_id"],
+                "version": e.originator_version,
+                "position": position,
+                "loan_id": row["loan_id"],
+                "borrower_id": row["borrower_id"],
+                "business_date": e.business_date,
+                "event": name,
+                "detail": detail,
+            }
+        )
 
 
 # ----------------------------------------------------------------------- reports
 REPORT_COLUMNS = [
-    "complaint_id", "loan_id", "borrower_id", "category", "status", "filed_on",
-    "acknowledged_on", "resolved_on", "escalation_level", "reopen_count",
-    "days_to_acknowledge", "days_to_resolve", "ack_sla_breached", "resolve_sla_breached",
-    "event_count", "last_event", "last_event_on",
+    "complaint_id",
+    "loan_id",
+    "borrower_id",
+    "category",
+    "status",
+    "filed_on",
+    "acknowledged_on",
+    "resolved_on",
+    "escalation_level",
+    "reopen_count",
+    "days_to_acknowledge",
+    "days_to_resolve",
+    "ack_sla_breached",
+    "resolve_sla_breached",
+    "event_count",
+    "last_event",
+    "last_event_on",
 ]
 CENT = Decimal("0.01")
 
 
-def complaints_report(conn: Connection, *, business_date: date, borrower_id: str | None = None,
-                      loan_id: str | UUID | None = None, **_: Any) -> Report:
+def complaints_report(
+    conn: Connection,
+    *,
+    business_date: date,
+    borrower_id: str | None = None,
+    loan_id: str | UUID | None = None,
+    **_: Any,
+) -> Report:
     """One row per complaint, with SLA breaches judged on ``business_date``, the ledger's open
     business day (``Ledger.report`` passes it).
 
@@ -255,18 +302,28 @@ def complaints_report(conn: Connection, *, business_date: date, borrower_id: str
         "open_by_borrower": dict(sorted(open_by_borrower.items())),
         "open_by_loan": dict(sorted(open_by_loan.items())),
     }
-    return Report(title=f"Complaints as of business day {business_date}", columns=REPORT_COLUMNS,
-                  rows=rows, sources=(ComplaintHistory.name,), totals=totals)
+    return Report(
+        title=f"Complaints as of business day {business_date}",
+        columns=REPORT_COLUMNS,
+        rows=rows,
+        sources=(ComplaintHistory.name,),
+        totals=totals,
+    )
 
 
-def complaint_timeline(conn: Connection, *, loan_id: str | UUID | None = None,
-                       borrower_id: str | None = None,
-                       complaint_id: str | UUID | None = None) -> list[dict[str, Any]]:
+def complaint_timeline(
+    conn: Connection,
+    *,
+    loan_id: str | UUID | None = None,
+    borrower_id: str | None = None,
+    complaint_id: str | UUID | None = None,
+) -> list[dict[str, Any]]:
     """Every complaint step of a loan, a borrower or one complaint, in log order."""
     query = select(complaint_events).order_by(complaint_events.c.position)
     if loan_id is None and borrower_id is None and complaint_id is None:
-        raise ValidationError("give loan_id, borrower_id or complaint_id", field="loan_id",
-                              rule="timeline_filter")
+        raise ValidationError(
+            "give loan_id, borrower_id or complaint_id", field="loan_id", rule="timeline_filter"
+        )
     if loan_id is not None:
         query = query.where(complaint_events.c.loan_id == str(loan_id))
     if borrower_id is not None:

@@ -30,22 +30,23 @@ def copy_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]])
     if not rows:
         return
     columns = [c.name for c in table.columns]
-    defaults = [c.default.arg if isinstance(c.default, ScalarElementColumnDefault) else None
-                for c in table.columns]
+    defaults = [
+        c.default.arg if isinstance(c.default, ScalarElementColumnDefault) else None
+        for c in table.columns
+    ]
     pairs = list(zip(columns, defaults, strict=True))
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-    writer.writerows([_NULL if v is None else v
-                      for v in (row.get(name, default) for name, default in pairs)]
-                     for row in rows)
+    writer.writerows(
+        [_NULL if v is None else v for v in (row.get(name, default) for name, default in pairs)]
+        for row in rows
+    )
     buffer.seek(0)
     names = ", ".join(f'"{c}"' for c in columns)
-    _copy(conn, f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')',
-          buffer)
+    _copy(conn, f"COPY \"{table.name}\" ({names}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
 
 
-def copy_text(conn: Connection, table: Table, columns: Sequence[str],
-              lines: Sequence[str]) -> None:
+def copy_text(conn: Connection, table: Table, columns: Sequence[str], lines: Sequence[str]) -> None:
     """``COPY table (columns) FROM STDIN`` of lines already in PostgreSQL's text format
     (tab-separated, newline-terminated, ``\\N`` for NULL), for history rows that a caller
     can format faster than ``copy_rows`` (values must need no escaping: no tab, newline or
@@ -78,8 +79,9 @@ class BackgroundCopy:
         # A small queue: the producer waits rather than pile up unwritten batches.
         self._jobs: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(engine,),
-                                        name="rebuild-copy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(engine,), name="rebuild-copy", daemon=True
+        )
         self._thread.start()
 
     def submit(self, table: Table, columns: Sequence[str], lines: Sequence[str]) -> None:

@@ -180,15 +180,33 @@ class State:
 
 class Delinquency(Dispatching):
     name = "delinquency"
-    tables = (loan_delinquency, loan_installments, delinquency_transitions, delinquency_summary,
-              delinquency_roll_counts)
-    topics = frozenset({
-        "loan.Applied", "loan.Approved", "loan.Rejected", "loan.Withdrawn", "loan.Disbursed",
-        "loan.InterestAccrued", "loan.InstallmentFellDue", "loan.BecameOverdue",
-        "loan.PenaltyAccrued", "loan.DelinquencyChanged", "loan.FeeCharged",
-        "loan.RepaymentReceived", "loan.Restructured", "loan.WrittenOff",
-        "loan.RecoveryReceived", "loan.Closed",
-    })
+    tables = (
+        loan_delinquency,
+        loan_installments,
+        delinquency_transitions,
+        delinquency_summary,
+        delinquency_roll_counts,
+    )
+    topics = frozenset(
+        {
+            "loan.Applied",
+            "loan.Approved",
+            "loan.Rejected",
+            "loan.Withdrawn",
+            "loan.Disbursed",
+            "loan.InterestAccrued",
+            "loan.InstallmentFellDue",
+            "loan.BecameOverdue",
+            "loan.PenaltyAccrued",
+            "loan.DelinquencyChanged",
+            "loan.FeeCharged",
+            "loan.RepaymentReceived",
+            "loan.Restructured",
+            "loan.WrittenOff",
+            "loan.RecoveryReceived",
+            "loan.Closed",
+        }
+    )
     handlers: ClassVar[dict[type, str]] = {
         Loan.Applied: "applied",
         Loan.Approved: "status_changed",
@@ -227,18 +245,22 @@ class Delinquency(Dispatching):
         wanted = [k for k in keys if k in rows.rows and (cache is None or k not in cache)]
         table = batch.table("loan_installments")
         for start in range(0, len(wanted), IN_CHUNK):
-            chunk = wanted[start:start + IN_CHUNK]
+            chunk = wanted[start : start + IN_CHUNK]
             for r in batch.conn.execute(select(table).where(table.c.loan_id.in_(chunk))):
                 loans[r.loan_id].installments[r.number] = [
-                    r.due_date, r.principal_unpaid, r.interest_unpaid]
+                    r.due_date,
+                    r.principal_unpaid,
+                    r.interest_unpaid,
+                ]
         if cache is not None:
             for key, loan in loans.items():
                 if key in cache:
                     loan.installments = cache[key]
                 else:
                     cache[key] = loan.installments
-        return State(rows=rows, ids=batch.ids, loans=loans,
-                     before={k: v for k, v in before.items() if v})
+        return State(
+            rows=rows, ids=batch.ids, loans=loans, before={k: v for k, v in before.items() if v}
+        )
 
     def process_event(self, event: Any, position: int, state: State) -> None:
         method = self.handlers.get(type(event))
@@ -274,39 +296,69 @@ class Delinquency(Dispatching):
         inst = batch.table("loan_installments")
         changed = [k for k, loan in state.loans.items() if loan.changed]
         for start in range(0, len(changed), IN_CHUNK):
-            conn.execute(inst.delete().where(inst.c.loan_id.in_(changed[start:start + IN_CHUNK])))
-        append_rows(conn, inst, [
-            {"loan_id": k, "number": n, "due_date": v[0], "principal_unpaid": v[1],
-             "interest_unpaid": v[2]}
-            for k in changed for n, v in state.loans[k].installments.items()])
+            conn.execute(inst.delete().where(inst.c.loan_id.in_(changed[start : start + IN_CHUNK])))
+        append_rows(
+            conn,
+            inst,
+            [
+                {
+                    "loan_id": k,
+                    "number": n,
+                    "due_date": v[0],
+                    "principal_unpaid": v[1],
+                    "interest_unpaid": v[2],
+                }
+                for k in changed
+                for n, v in state.loans[k].installments.items()
+            ],
+        )
         transitions = batch.table("delinquency_transitions")
         append_rows(conn, transitions, state.transitions)
         if state.closed_before:
             t = transitions.c
             conn.execute(
                 transitions.update()
-                .where(and_(t.loan_id == bindparam("k_loan_id"),
-                            t.position == bindparam("k_position")))
+                .where(
+                    and_(t.loan_id == bindparam("k_loan_id"), t.position == bindparam("k_position"))
+                )
                 .values(valid_until=bindparam("v_valid_until")),
-                state.closed_before)
+                state.closed_before,
+            )
 
     # ------------------------------------------------------------ handlers
     def applied(self, e: Loan.Applied, state: State) -> None:
         c = classify(0, policy=DEFAULT_POLICY)
-        state.rows.add({
-            "loan_id": str(e.originator_id), "status": "applied",
-            "currency": str(e.terms["currency"]), "principal_outstanding": ZERO, "dpd": 0,
-            "bucket": c.bucket, "five_category": c.category.value, "ifrs9_stage": c.stage,
-            "classified_dpd": 0, "oldest_unpaid_due_date": None, "overdue_since": None,
-            "penalty_fees_unpaid": ZERO, "as_of": None, "observation_until": None,
-            "last_transition": None, "roll_state": None, "rolled_through": None,
-            "rolled_state": None, "last_business_date": e.business_date, "position": 0})
+        state.rows.add(
+            {
+                "loan_id": str(e.originator_id),
+                "status": "applied",
+                "currency": str(e.terms["currency"]),
+                "principal_outstanding": ZERO,
+                "dpd": 0,
+                "bucket": c.bucket,
+                "five_category": c.category.value,
+                "ifrs9_stage": c.stage,
+                "classified_dpd": 0,
+                "oldest_unpaid_due_date": None,
+                "overdue_since": None,
+                "penalty_fees_unpaid": ZERO,
+                "as_of": None,
+                "observation_until": None,
+                "last_transition": None,
+                "roll_state": None,
+                "rolled_through": None,
+                "rolled_state": None,
+                "last_business_date": e.business_date,
+                "position": 0,
+            }
+        )
 
     def status_changed(self, e: Any, row: dict[str, Any], *_: Any) -> None:
         row["status"] = STATUS[type(e)]
 
-    def disbursed(self, e: Loan.Disbursed, row: dict[str, Any], loan: LoanState,
-                  state: State, position: int) -> None:
+    def disbursed(
+        self, e: Loan.Disbursed, row: dict[str, Any], loan: LoanState, state: State, position: int
+    ) -> None:
         row["status"] = "active"
         row["principal_outstanding"] = e.amount
         row["as_of"] = e.business_date - ONE_DAY  # as the aggregate: no day closed yet
@@ -318,8 +370,9 @@ class Delinquency(Dispatching):
         if e.end_of_day:
             row["as_of"] = e.business_date
 
-    def installment_fell_due(self, e: Loan.InstallmentFellDue, row: dict[str, Any],
-                             loan: LoanState, *_: Any) -> None:
+    def installment_fell_due(
+        self, e: Loan.InstallmentFellDue, row: dict[str, Any], loan: LoanState, *_: Any
+    ) -> None:
         if e.principal or e.interest:
             loan.installments[e.number] = [e.due_date, e.principal, e.interest]
             loan.changed = True
@@ -330,8 +383,14 @@ class Delinquency(Dispatching):
     def penalty_or_fee(self, e: Any, row: dict[str, Any], *_: Any) -> None:
         row["penalty_fees_unpaid"] += e.amount
 
-    def delinquency_changed(self, e: Loan.DelinquencyChanged, row: dict[str, Any],
-                            loan: LoanState, state: State, position: int) -> None:
+    def delinquency_changed(
+        self,
+        e: Loan.DelinquencyChanged,
+        row: dict[str, Any],
+        loan: LoanState,
+        state: State,
+        position: int,
+    ) -> None:
         previous = (row["bucket"], row["five_category"], row["ifrs9_stage"])
         current = e.current
         row["bucket"] = str(current["bucket"])
@@ -340,8 +399,9 @@ class Delinquency(Dispatching):
         row["classified_dpd"] = int(current["dpd"])
         self._transition(e, row, state, position, "reclassified", previous=previous)
 
-    def repayment_received(self, e: Loan.RepaymentReceived, row: dict[str, Any],
-                           loan: LoanState, *_: Any) -> None:
+    def repayment_received(
+        self, e: Loan.RepaymentReceived, row: dict[str, Any], loan: LoanState, *_: Any
+    ) -> None:
         row["principal_outstanding"] -= e.prepaid_principal
         for line in e.allocation.get("lines", []):
             amount = Decimal(str(line["amount"]))
@@ -358,8 +418,9 @@ class Delinquency(Dispatching):
         if not loan.installments and not row["penalty_fees_unpaid"]:
             row["overdue_since"] = None
 
-    def restructured(self, e: Loan.Restructured, row: dict[str, Any], loan: LoanState,
-                     *_: Any) -> None:
+    def restructured(
+        self, e: Loan.Restructured, row: dict[str, Any], loan: LoanState, *_: Any
+    ) -> None:
         # Billed principal goes back into the plan; with capitalization the arrears too.
         for inst in loan.installments.values():
             inst[1] = ZERO
@@ -374,8 +435,9 @@ class Delinquency(Dispatching):
         if not loan.installments and not row["penalty_fees_unpaid"]:
             row["overdue_since"] = None
 
-    def written_off(self, e: Loan.WrittenOff, row: dict[str, Any], loan: LoanState,
-                    state: State, position: int) -> None:
+    def written_off(
+        self, e: Loan.WrittenOff, row: dict[str, Any], loan: LoanState, state: State, position: int
+    ) -> None:
         previous = (row["bucket"], row["five_category"], row["ifrs9_stage"])
         row["status"] = "written_off"
         row["principal_outstanding"] = ZERO
@@ -388,27 +450,43 @@ class Delinquency(Dispatching):
             row["classified_dpd"] = e.dpd
         c = classify(row["classified_dpd"], written_off=True, policy=DEFAULT_POLICY)
         row["bucket"], row["five_category"], row["ifrs9_stage"] = (
-            c.bucket, c.category.value, c.stage)
+            c.bucket,
+            c.category.value,
+            c.stage,
+        )
         self._transition(e, row, state, position, "written_off", previous=previous)
 
     def recovery_received(self, *_: Any) -> None:
         """Cash on a written-off loan changes no classification."""
 
-    def closed(self, e: Loan.Closed, row: dict[str, Any], loan: LoanState, state: State,
-               position: int) -> None:
+    def closed(
+        self, e: Loan.Closed, row: dict[str, Any], loan: LoanState, state: State, position: int
+    ) -> None:
         previous = (row["bucket"], row["five_category"], row["ifrs9_stage"])
         row["status"] = "closed"
         self._transition(e, row, state, position, "closed", previous=previous)
 
-    def _transition(self, e: Any, row: dict[str, Any], state: State, position: int,
-                    kind: str, previous: tuple[str, str, int] | None) -> None:
+    def _transition(
+        self,
+        e: Any,
+        row: dict[str, Any],
+        state: State,
+        position: int,
+        kind: str,
+        previous: tuple[str, str, int] | None,
+    ) -> None:
         status = row["status"]
         new = {
-            "loan_id": row["loan_id"], "position": position, "business_date": e.business_date,
-            "kind": kind, "from_bucket": previous[0] if previous else None,
-            "to_bucket": row["bucket"], "from_category": previous[1] if previous else None,
+            "loan_id": row["loan_id"],
+            "position": position,
+            "business_date": e.business_date,
+            "kind": kind,
+            "from_bucket": previous[0] if previous else None,
+            "to_bucket": row["bucket"],
+            "from_category": previous[1] if previous else None,
             "to_category": row["five_category"],
-            "from_stage": previous[2] if previous else None, "to_stage": row["ifrs9_stage"],
+            "from_stage": previous[2] if previous else None,
+            "to_stage": row["ifrs9_stage"],
             "dpd": row["classified_dpd"] if kind != "closed" else row["dpd"],
             "roll_state": status if status in ("closed", "written_off") else row["bucket"],
             "valid_until": None,
@@ -418,8 +496,13 @@ class Delinquency(Dispatching):
             if last in state.pending:
                 state.pending[last]["valid_until"] = e.business_date
             else:
-                state.closed_before.append({"k_loan_id": row["loan_id"], "k_position": last,
-                                            "v_valid_until": e.business_date})
+                state.closed_before.append(
+                    {
+                        "k_loan_id": row["loan_id"],
+                        "k_position": last,
+                        "v_valid_until": e.business_date,
+                    }
+                )
         state.transitions.append(new)
         state.pending[position] = new
         row["last_transition"] = position
@@ -470,8 +553,7 @@ def _drop_settled(loan: LoanState) -> None:
 def _derive(row: dict[str, Any], loan: LoanState) -> None:
     """The aggregate's ``oldest_unpaid_due_date`` and ``current_dpd``."""
     installments = loan.installments
-    oldest: date | None = (min(v[0] for v in installments.values()) if installments
-                           else None)
+    oldest: date | None = min(v[0] for v in installments.values()) if installments else None
     if oldest is None and row["penalty_fees_unpaid"]:
         oldest = row["overdue_since"]
     row["oldest_unpaid_due_date"] = oldest
@@ -482,14 +564,26 @@ def _derive(row: dict[str, Any], loan: LoanState) -> None:
 
 
 DELINQUENCY_COLUMNS = [
-    "loan_id", "status", "dpd", "bucket", "five_category", "ifrs9_stage",
-    "oldest_unpaid_due_date", "overdue_since", "as_of", "observation_until",
+    "loan_id",
+    "status",
+    "dpd",
+    "bucket",
+    "five_category",
+    "ifrs9_stage",
+    "oldest_unpaid_due_date",
+    "overdue_since",
+    "as_of",
+    "observation_until",
 ]
 
 
-def delinquency_report(conn: Connection, status: str | None = "active",
-                       bucket: str | None = None, limit: int | None = None,
-                       **_: Any) -> Report:
+def delinquency_report(
+    conn: Connection,
+    status: str | None = "active",
+    bucket: str | None = None,
+    limit: int | None = None,
+    **_: Any,
+) -> Report:
     """Active loans (by default) from the most days past due down, with counts per bucket."""
     t = loan_delinquency
     query = select(*(t.c[n] for n in DELINQUENCY_COLUMNS))
@@ -508,5 +602,10 @@ def delinquency_report(conn: Connection, status: str | None = "active",
         by_bucket[row["bucket"]] = by_bucket.get(row["bucket"], 0) + 1
         rows.append(row)
     columns = [*DELINQUENCY_COLUMNS[:5], "five_category_zh", *DELINQUENCY_COLUMNS[5:]]
-    return Report(title="Delinquency", columns=columns, rows=rows, sources=("delinquency",),
-                  totals={"loans": len(rows), "by_bucket": dict(sorted(by_bucket.items()))})
+    return Report(
+        title="Delinquency",
+        columns=columns,
+        rows=rows,
+        sources=("delinquency",),
+        totals={"loans": len(rows), "by_bucket": dict(sorted(by_bucket.items()))},
+    )

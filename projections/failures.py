@@ -38,18 +38,32 @@ class FailedEvent:
     def line(self) -> str:
         """``projection journal cannot apply event 1234 (loan.RepaymentReceived of loan
         6f1c…, version 17): UnbalancedEntry: …`` — never more than one line."""
-        kind = self.topic.split(".", 1)[0] if "." in self.topic and ":" not in self.topic \
+        kind = (
+            self.topic.split(".", 1)[0]
+            if "." in self.topic and ":" not in self.topic
             else "aggregate"
-        who = f"rebuild of projection {self.projection}" if self.rebuild \
+        )
+        who = (
+            f"rebuild of projection {self.projection}"
+            if self.rebuild
             else f"projection {self.projection}"
-        return _one_line(f"{who} cannot apply event {self.position} ({self.topic} of {kind} "
-                         f"{self.aggregate_id}, version {self.version}): {self.reason}")
+        )
+        return _one_line(
+            f"{who} cannot apply event {self.position} ({self.topic} of {kind} "
+            f"{self.aggregate_id}, version {self.version}): {self.reason}"
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"projection": self.projection, "position": self.position,
-                "aggregate_id": self.aggregate_id, "topic": self.topic,
-                "version": self.version, "reason": self.reason, "rebuild": self.rebuild,
-                "message": self.line()}
+        return {
+            "projection": self.projection,
+            "position": self.position,
+            "aggregate_id": self.aggregate_id,
+            "topic": self.topic,
+            "version": self.version,
+            "reason": self.reason,
+            "rebuild": self.rebuild,
+            "message": self.line(),
+        }
 
 
 class ProjectionFailed(Failure):
@@ -59,13 +73,17 @@ class ProjectionFailed(Failure):
     ``done`` maps every projection that ran to the notifications it applied before stopping
     (or reaching the head). The message is one line naming each failed event."""
 
-    def __init__(self, failures: Sequence[FailedEvent],
-                 done: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self, failures: Sequence[FailedEvent], done: Mapping[str, int] | None = None
+    ) -> None:
         self.failures = tuple(failures)
         self.done = dict(done or {})
         lines = [f.line() for f in self.failures]
-        message = lines[0] if len(lines) == 1 else (
-            f"{len(lines)} projections failed: " + "; ".join(lines))
+        message = (
+            lines[0]
+            if len(lines) == 1
+            else (f"{len(lines)} projections failed: " + "; ".join(lines))
+        )
         super().__init__(message, rule="applies_every_event")
 
 
@@ -94,7 +112,7 @@ def describe(exc: BaseException) -> str:
             text = ""  # the signal's name is all it says
     first = _first_line(text)
     reason = f"{prefix}{name}: {first}" if first else f"{prefix}{name}"
-    return reason if len(reason) <= REASON_LIMIT else reason[:REASON_LIMIT - 1] + "…"
+    return reason if len(reason) <= REASON_LIMIT else reason[: REASON_LIMIT - 1] + "…"
 
 
 def is_environmental(exc: BaseException) -> bool:

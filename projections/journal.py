@@ -112,11 +112,15 @@ class Journal(Projection):
         books: dict[str, LoanBook] = {}
         entries: list[Entry] = []
         totals: dict[str, dict[str, list[Decimal]]] = {}  # currency -> account -> [dr, cr]
-        for event, position, loan_id in zip(batch.events, batch.positions, loan_ids,
-                                            strict=True):
+        for event, position, loan_id in zip(batch.events, batch.positions, loan_ids, strict=True):
             if isinstance(event, Loan.Applied):
-                loans.add({"loan_id": loan_id, "currency": str(event.terms["currency"]),
-                           **{c: ZERO for c in LOAN_COLUMNS.values()}})
+                loans.add(
+                    {
+                        "loan_id": loan_id,
+                        "currency": str(event.terms["currency"]),
+                        **{c: ZERO for c in LOAN_COLUMNS.values()},
+                    }
+                )
                 continue
             book = books.get(loan_id)
             if book is None:
@@ -124,8 +128,7 @@ class Journal(Projection):
             postings = book.post(event)
             if not postings:
                 continue
-            entries.append((position, loan_id, event.business_date, type(event).__name__,
-                            postings))
+            entries.append((position, loan_id, event.business_date, type(event).__name__, postings))
             by_account = totals.get(book.currency) or totals.setdefault(book.currency, {})
             for account, debit, credit, _ in postings:  # all in the book's currency
                 total = by_account.get(account)
@@ -148,18 +151,40 @@ class Journal(Projection):
 Entry = tuple[int, str, date, str, list[Posting]]
 
 #: ``journal_entries`` columns in the order ``_append_lines`` writes them to COPY.
-_COPY_COLUMNS = ("position", "loan_id", "business_date", "event_type", "line", "account",
-                 "debit", "credit", "currency")
+_COPY_COLUMNS = (
+    "position",
+    "loan_id",
+    "business_date",
+    "event_type",
+    "line",
+    "account",
+    "debit",
+    "credit",
+    "currency",
+)
 
 
 def _append_lines(batch: Batch, entries: list[Entry]) -> None:
     if batch.conn.dialect.name != "postgresql":
-        append_rows(batch.conn, batch.table("journal_entries"), [
-            {"position": position, "line": line, "loan_id": loan_id, "business_date": day,
-             "event_type": event_type, "account": p.account, "debit": p.debit,
-             "credit": p.credit, "currency": p.currency}
-            for position, loan_id, day, event_type, postings in entries
-            for line, p in enumerate(postings, start=1)])
+        append_rows(
+            batch.conn,
+            batch.table("journal_entries"),
+            [
+                {
+                    "position": position,
+                    "line": line,
+                    "loan_id": loan_id,
+                    "business_date": day,
+                    "event_type": event_type,
+                    "account": p.account,
+                    "debit": p.debit,
+                    "credit": p.credit,
+                    "currency": p.currency,
+                }
+                for position, loan_id, day, event_type, postings in entries
+                for line, p in enumerate(postings, start=1)
+            ],
+        )
         return
     # The biggest write of a rebuild (≈2.3 lines per event), so lines are formatted straight
     # into COPY's text format, the entry's own fields once per entry instead of once per line
@@ -180,15 +205,25 @@ def _book(row: dict[str, Any] | None, loan_id: str) -> LoanBook:
 
 
 def _add_to_balances(rows: RowSet, totals: dict[str, dict[str, list[Decimal]]]) -> None:
-    keyed = {(account, currency): total for currency, by_account in totals.items()
-             for account, total in by_account.items()}
+    keyed = {
+        (account, currency): total
+        for currency, by_account in totals.items()
+        for account, total in by_account.items()
+    }
     rows.load(keyed)
     for key, (debit, credit) in keyed.items():
         row = rows.get(key)
         if row is None:
             account, currency = key
-            rows.add({"account": account, "currency": currency, "debit_total": debit,
-                      "credit_total": credit, "balance": debit - credit})
+            rows.add(
+                {
+                    "account": account,
+                    "currency": currency,
+                    "debit_total": debit,
+                    "credit_total": credit,
+                    "balance": debit - credit,
+                }
+            )
             continue
         row["debit_total"] = Decimal(row["debit_total"]) + debit
         row["credit_total"] = Decimal(row["credit_total"]) + credit
@@ -198,8 +233,7 @@ def _add_to_balances(rows: RowSet, totals: dict[str, dict[str, list[Decimal]]]) 
 
 
 # ------------------------------------------------------------------------ reports
-def trial_balance_report(conn: Connection, *, currency: str | None = None,
-                         **_: Any) -> Report:
+def trial_balance_report(conn: Connection, *, currency: str | None = None, **_: Any) -> Report:
     """Debit and credit totals per account and currency; per currency they must net to zero.
 
     ``balance`` is debit minus credit (assets and expenses positive, liabilities and income
@@ -215,28 +249,39 @@ def trial_balance_report(conn: Connection, *, currency: str | None = None,
         ccy = r["currency"]
         debit = in_minor_units(r["debit_total"], ccy)
         credit = in_minor_units(r["credit_total"], ccy)
-        rows.append({"currency": ccy, "account": r["account"],
-                     "name": account.name if account else "?",
-                     "type": str(account.type) if account else "?",
-                     "debit_total": debit, "credit_total": credit,
-                     "balance": in_minor_units(debit - credit, ccy)})
+        rows.append(
+            {
+                "currency": ccy,
+                "account": r["account"],
+                "name": account.name if account else "?",
+                "type": str(account.type) if account else "?",
+                "debit_total": debit,
+                "credit_total": credit,
+                "balance": in_minor_units(debit - credit, ccy),
+            }
+        )
         s = sums.setdefault(ccy, {"debit_total": ZERO, "credit_total": ZERO})
         s["debit_total"] += debit
         s["credit_total"] += credit
-    by_currency = {ccy: {**s, "difference": in_minor_units(s["debit_total"] - s["credit_total"],
-                                                           ccy)}
-                   for ccy, s in sums.items()}
+    by_currency = {
+        ccy: {**s, "difference": in_minor_units(s["debit_total"] - s["credit_total"], ccy)}
+        for ccy, s in sums.items()
+    }
     return Report(
         title="Trial balance",
-        columns=["account", "name", "debit_total", "credit_total", "balance", "type",
-                 "currency"],
-        rows=rows, sources=("journal",),
-        totals={"balanced": all(t["difference"] == 0 for t in by_currency.values()),
-                "by_currency": by_currency})
+        columns=["account", "name", "debit_total", "credit_total", "balance", "type", "currency"],
+        rows=rows,
+        sources=("journal",),
+        totals={
+            "balanced": all(t["difference"] == 0 for t in by_currency.values()),
+            "by_currency": by_currency,
+        },
+    )
 
 
-def journal_report(conn: Connection, *, loan_id: str | None = None, limit: int = 1000,
-                   **_: Any) -> Report:
+def journal_report(
+    conn: Connection, *, loan_id: str | None = None, limit: int = 1000, **_: Any
+) -> Report:
     """Journal lines in log order, optionally of one loan (newest ``limit`` lines)."""
     c = journal_entries.c
     query = select(journal_entries).order_by(c.position.desc(), c.line.desc()).limit(limit)
@@ -248,8 +293,22 @@ def journal_report(conn: Connection, *, loan_id: str | None = None, limit: int =
         r["name"] = account.name if account else "?"
     return Report(
         title="Journal" + (f" of loan {loan_id}" if loan_id else ""),
-        columns=["position", "line", "business_date", "loan_id", "event_type", "account",
-                 "name", "debit", "credit", "currency"],
-        rows=rows, sources=("journal",),
-        totals={"debit": sum((r["debit"] for r in rows), ZERO),
-                "credit": sum((r["credit"] for r in rows), ZERO)})
+        columns=[
+            "position",
+            "line",
+            "business_date",
+            "loan_id",
+            "event_type",
+            "account",
+            "name",
+            "debit",
+            "credit",
+            "currency",
+        ],
+        rows=rows,
+        sources=("journal",),
+        totals={
+            "debit": sum((r["debit"] for r in rows), ZERO),
+            "credit": sum((r["credit"] for r in rows), ZERO),
+        },
+    )

@@ -57,7 +57,8 @@ COLUMNS = ["dimension", "class", "class_zh", "currency", "loans", "principal", "
 
 def buckets(policy: DelinquencyPolicy = DEFAULT_POLICY) -> list[str]:
     return [f"M{i}" for i in range(len(policy.bucket_upper_bounds))] + [
-        f"M{len(policy.bucket_upper_bounds)}+"]
+        f"M{len(policy.bucket_upper_bounds)}+"
+    ]
 
 
 def portfolio_report(conn: Connection, *, closed_through: date, **_: Any) -> Report:
@@ -72,8 +73,10 @@ def portfolio_report(conn: Connection, *, closed_through: date, **_: Any) -> Rep
     }
     d = delinquency_summary.c
     grouped = conn.execute(
-        select(d.bucket, d.five_category, d.ifrs9_stage, d.currency, d.loans,
-               d.principal_outstanding).where(d.loans > 0)).all()
+        select(
+            d.bucket, d.five_category, d.ifrs9_stage, d.currency, d.loans, d.principal_outstanding
+        ).where(d.loans > 0)
+    ).all()
     cells: dict[tuple[str, str, str], list[Any]] = defaultdict(lambda: [0, ZERO])
     outstanding: dict[str, Decimal] = defaultdict(lambda: ZERO)
     npl: dict[str, Decimal] = defaultdict(lambda: ZERO)
@@ -84,8 +87,11 @@ def portfolio_report(conn: Connection, *, closed_through: date, **_: Any) -> Rep
         if category in NPL:
             npl[currency] += amount
             npl_loans[currency] += loans
-        for dimension, value in (("bucket", bucket), ("five_category", category),
-                                 ("ifrs9_stage", str(stage))):
+        for dimension, value in (
+            ("bucket", bucket),
+            ("five_category", category),
+            ("ifrs9_stage", str(stage)),
+        ):
             cell = cells[(dimension, value, currency)]
             cell[0] += loans
             cell[1] += amount
@@ -93,19 +99,34 @@ def portfolio_report(conn: Connection, *, closed_through: date, **_: Any) -> Rep
     for dimension, values in classes.items():
         for value in values:
             for currency in sorted(outstanding):
-                loans, principal = cells.get((dimension, value, currency),
-                                             (0, in_minor_units(0, currency)))
-                rows.append({
-                    "dimension": dimension, "class": value,
-                    "class_zh": FiveCategory(value).chinese if dimension == "five_category"
-                    else "",
-                    "currency": currency, "loans": loans, "principal": principal,
-                    "share": _ratio(principal, outstanding[currency])})
+                loans, principal = cells.get(
+                    (dimension, value, currency), (0, in_minor_units(0, currency))
+                )
+                rows.append(
+                    {
+                        "dimension": dimension,
+                        "class": value,
+                        "class_zh": FiveCategory(value).chinese
+                        if dimension == "five_category"
+                        else "",
+                        "currency": currency,
+                        "loans": loans,
+                        "principal": principal,
+                        "share": _ratio(principal, outstanding[currency]),
+                    }
+                )
     for currency in sorted(outstanding):
-        rows.append({"dimension": "npl", "class": "npl", "class_zh": "不良",  # NPL
-                     "currency": currency, "loans": npl_loans[currency],
-                     "principal": npl[currency], "share": _ratio(npl[currency],
-                                                                 outstanding[currency])})
+        rows.append(
+            {
+                "dimension": "npl",
+                "class": "npl",
+                "class_zh": "不良",  # NPL
+                "currency": currency,
+                "loans": npl_loans[currency],
+                "principal": npl[currency],
+                "share": _ratio(npl[currency], outstanding[currency]),
+            }
+        )
 
     by_status: dict[str, int] = defaultdict(int)
     written_off: dict[str, Decimal] = defaultdict(lambda: ZERO)
@@ -113,8 +134,10 @@ def portfolio_report(conn: Connection, *, closed_through: date, **_: Any) -> Rep
     overpayments: dict[str, Decimal] = defaultdict(lambda: ZERO)
     b = balances_summary.c
     for status, currency, loans, w, r, o in conn.execute(
-            select(b.status, b.currency, b.loans, b.written_off_principal, b.recovered,
-                   b.overpayment).where(b.loans > 0)):
+        select(
+            b.status, b.currency, b.loans, b.written_off_principal, b.recovered, b.overpayment
+        ).where(b.loans > 0)
+    ):
         by_status[status] += loans
         written_off[currency] += in_minor_units(w, currency)
         recovered[currency] += in_minor_units(r, currency)
@@ -131,42 +154,66 @@ def portfolio_report(conn: Connection, *, closed_through: date, **_: Any) -> Rep
         "overpayments": _nonzero(overpayments),
         "roll_rates": roll_rates(conn, closed_through),
     }
-    return Report(title="Portfolio", columns=COLUMNS, rows=rows,
-                  sources=("balances", "delinquency"), totals=totals)
+    return Report(
+        title="Portfolio",
+        columns=COLUMNS,
+        rows=rows,
+        sources=("balances", "delinquency"),
+        totals=totals,
+    )
 
 
 def roll_rates(conn: Connection, closed_through: date) -> dict[str, Any]:
     """Share (and count) of loans in each state at one month end that are in each state at
     the next, for the last complete month on ``closed_through`` (the last closed business
     day): the month ending that day if it is a month end, else the month before."""
-    to_end = (closed_through if closed_through == month_end(closed_through)
-              else previous_month_end(closed_through))
+    to_end = (
+        closed_through
+        if closed_through == month_end(closed_through)
+        else previous_month_end(closed_through)
+    )
     from_end = previous_month_end(to_end)
     r = delinquency_roll_counts.c
-    counts = [tuple(x) for x in conn.execute(
-        select(r.from_state, r.to_state, r.loans).where(r.month_end == to_end, r.loans > 0))]
+    counts = [
+        tuple(x)
+        for x in conn.execute(
+            select(r.from_state, r.to_state, r.loans).where(r.month_end == to_end, r.loans > 0)
+        )
+    ]
     if to_end == closed_through:
         # Right after the month-end close: loans without an event since are not counted yet.
         d = loan_delinquency.c
-        counts += [tuple(x) for x in conn.execute(
-            select(d.rolled_state, d.roll_state, func.count())
-            .where(d.rolled_through == from_end, d.rolled_state.is_not(None),
-                   d.roll_state.is_not(None))
-            .group_by(d.rolled_state, d.roll_state))]
+        counts += [
+            tuple(x)
+            for x in conn.execute(
+                select(d.rolled_state, d.roll_state, func.count())
+                .where(
+                    d.rolled_through == from_end,
+                    d.rolled_state.is_not(None),
+                    d.roll_state.is_not(None),
+                )
+                .group_by(d.rolled_state, d.roll_state)
+            )
+        ]
     loans: dict[str, dict[str, int]] = {}
     for from_state, to_state, n in counts:
         row = loans.setdefault(from_state, {})
         row[to_state] = row.get(to_state, 0) + int(n)
     order = {s: i for i, s in enumerate([*buckets(), *TERMINAL])}
-    loans = {f: dict(sorted(loans[f].items(), key=lambda kv: order.get(kv[0], 99)))
-             for f in sorted(loans, key=lambda s: order.get(s, 99))}
+    loans = {
+        f: dict(sorted(loans[f].items(), key=lambda kv: order.get(kv[0], 99)))
+        for f in sorted(loans, key=lambda s: order.get(s, 99))
+    }
     return {
-        "from_month_end": from_end.isoformat(), "to_month_end": to_end.isoformat(),
+        "from_month_end": from_end.isoformat(),
+        "to_month_end": to_end.isoformat(),
         "states": list(order),
         "from_loans": {f: sum(row.values()) for f, row in loans.items()},
         "loans": loans,
-        "shares": {f: {to: _ratio(Decimal(n), Decimal(sum(row.values())))
-                       for to, n in row.items()} for f, row in loans.items()},
+        "shares": {
+            f: {to: _ratio(Decimal(n), Decimal(sum(row.values()))) for to, n in row.items()}
+            for f, row in loans.items()
+        },
     }
 
 
@@ -176,4 +223,3 @@ def _ratio(part: Decimal, whole: Decimal) -> Decimal:
 
 def _nonzero(values: dict[str, Decimal]) -> dict[str, Decimal]:
     return {k: v for k, v in sorted(values.items()) if v}
-

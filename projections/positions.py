@@ -60,8 +60,9 @@ class UnknownProjection(LedgerError):
 def read_position(conn: Connection, name: str) -> int:
     value = conn.execute(select(tracking.c.position).where(tracking.c.name == name)).scalar()
     if value is None:
-        raise UnknownProjection(f"projection {name} has no tracking row", field="name",
-                                rule="tracked")
+        raise UnknownProjection(
+            f"projection {name} has no tracking row", field="name", rule="tracked"
+        )
     return int(value)
 
 
@@ -69,27 +70,37 @@ def advance_position(conn: Connection, name: str, start: int, end: int) -> None:
     """Move ``name`` from ``start`` to ``end`` in the batch's transaction, clearing a failure
     recorded at or before ``end``; ``ProjectionConflict`` if it is no longer at ``start``."""
     advanced = conn.execute(
-        update(tracking).where(tracking.c.name == name).where(tracking.c.position == start)
-        .values(position=end, updated_at=datetime.now(UTC), **cleared_past(end)))
+        update(tracking)
+        .where(tracking.c.name == name)
+        .where(tracking.c.position == start)
+        .values(position=end, updated_at=datetime.now(UTC), **cleared_past(end))
+    )
     if advanced.rowcount != 1:
         raise ProjectionConflict(
             f"projection {name} was advanced by another runner; batch rolled back",
-            field="name", rule="single_runner")
+            field="name",
+            rule="single_runner",
+        )
 
 
 def cleared_past(position: int) -> dict[str, Any]:
     """Tracking values that clear a recorded failure once ``position`` is past its event."""
     past = tracking.c.error_position <= position
-    return {column: case((past, null()), else_=tracking.c[column])
-            for column in ("error", "error_position", "failed_at")}
+    return {
+        column: case((past, null()), else_=tracking.c[column])
+        for column in ("error", "error_position", "failed_at")
+    }
 
 
 def ensure_tracked(engine: Engine, names: Iterable[str]) -> None:
     """A tracking row at position 0 for each of ``names`` that has none."""
     with engine.begin() as conn:
         have = set(conn.execute(select(tracking.c.name)).scalars())
-        missing = [{"name": n, "position": 0, "updated_at": datetime.now(UTC)}
-                   for n in names if n not in have]
+        missing = [
+            {"name": n, "position": 0, "updated_at": datetime.now(UTC)}
+            for n in names
+            if n not in have
+        ]
         if missing:
             conn.execute(insert(tracking), missing)
 
@@ -103,17 +114,25 @@ def start_at_zero(conn: Connection, name: str) -> None:
 def record_failure(engine: Engine, failed: FailedEvent) -> None:
     """Write the failure on the projection's tracking row, in its own transaction."""
     with engine.begin() as conn:
-        conn.execute(update(tracking).where(tracking.c.name == failed.projection)
-                     .values(error=failed.line(), error_position=failed.position,
-                             failed_at=datetime.now(UTC)))
+        conn.execute(
+            update(tracking)
+            .where(tracking.c.name == failed.projection)
+            .values(
+                error=failed.line(), error_position=failed.position, failed_at=datetime.now(UTC)
+            )
+        )
 
 
 def clear_failure(engine: Engine, name: str) -> None:
     """Clear a recorded failure of ``name`` (a read, unless there is one to clear)."""
     with engine.connect() as conn:
-        recorded = conn.execute(select(tracking.c.error_position)
-                                .where(tracking.c.name == name)).scalar()
+        recorded = conn.execute(
+            select(tracking.c.error_position).where(tracking.c.name == name)
+        ).scalar()
     if recorded is not None:
         with engine.begin() as conn:
-            conn.execute(update(tracking).where(tracking.c.name == name)
-                         .values(error=None, error_position=None, failed_at=None))
+            conn.execute(
+                update(tracking)
+                .where(tracking.c.name == name)
+                .values(error=None, error_position=None, failed_at=None)
+            )

@@ -42,8 +42,9 @@ logger = logging.getLogger("ledger.projections")
 Progress = Callable[[int, int], None]
 
 
-def rebuild_projection(runner: ProjectionRunner, projection: Projection,
-                       progress: Progress | None = None) -> dict[str, Any]:
+def rebuild_projection(
+    runner: ProjectionRunner, projection: Projection, progress: Progress | None = None
+) -> dict[str, Any]:
     """Replay the whole log into fresh tables, then swap them in atomically.
 
     If an event cannot be applied, ``ProjectionFailed`` names it (``rebuild`` set on its
@@ -63,12 +64,21 @@ def rebuild_projection(runner: ProjectionRunner, projection: Projection,
         _drop_shadows(runner, projection, shadows)
         raise
     seconds = time.perf_counter() - started
-    return {"name": projection.name, "events": events, "position": position,
-            "seconds": seconds, "events_per_second": events / seconds if seconds else 0.0}
+    return {
+        "name": projection.name,
+        "events": events,
+        "position": position,
+        "seconds": seconds,
+        "events_per_second": events / seconds if seconds else 0.0,
+    }
 
 
-def _rebuild(runner: ProjectionRunner, projection: Projection, shadows: Mapping[str, Table],
-             progress: Progress | None) -> tuple[int, int]:
+def _rebuild(
+    runner: ProjectionRunner,
+    projection: Projection,
+    shadows: Mapping[str, Table],
+    progress: Progress | None,
+) -> tuple[int, int]:
     name, rebuild_name = projection.name, projection.name + REBUILD_SUFFIX
     _start_shadows(runner, projection, shadows)
     head = runner.head()
@@ -77,12 +87,19 @@ def _rebuild(runner: ProjectionRunner, projection: Projection, shadows: Mapping[
     # PostgreSQL: history rows are copied on a second connection while the next batch is
     # worked on, and committed before the swap below (BackgroundCopy).
     copying: AbstractContextManager[BackgroundCopy | None] = (
-        BackgroundCopy(runner.engine) if runner.engine.dialect.name == "postgresql"
-        else nullcontext())
+        BackgroundCopy(runner.engine)
+        if runner.engine.dialect.name == "postgresql"
+        else nullcontext()
+    )
     with _replaying(), copying as copier, runner.collect_between_batches() as collect:
-        while consumed := runner.run_batch(projection, tracking_name=rebuild_name,
-                                           tables=shadows, cache=cache, copier=copier,
-                                           batch_size=runner.rebuild_batch_size):
+        while consumed := runner.run_batch(
+            projection,
+            tracking_name=rebuild_name,
+            tables=shadows,
+            cache=cache,
+            copier=copier,
+            batch_size=runner.rebuild_batch_size,
+        ):
             collect()
             events += consumed
             if progress:
@@ -90,12 +107,18 @@ def _rebuild(runner: ProjectionRunner, projection: Projection, shadows: Mapping[
     with runner.engine.begin() as conn:
         # Claim the live position first: a live runner's concurrent batch now fails its
         # conditional update and rolls back instead of writing into the dropped tables.
-        conn.execute(update(tracking).where(tracking.c.name == name)
-                     .values(updated_at=datetime.now(UTC)))
+        conn.execute(
+            update(tracking).where(tracking.c.name == name).values(updated_at=datetime.now(UTC))
+        )
         with _replaying():
-            while consumed := runner.run_batch(projection, tracking_name=rebuild_name,
-                                               tables=shadows, conn=conn, cache=cache,
-                                               batch_size=runner.rebuild_batch_size):
+            while consumed := runner.run_batch(
+                projection,
+                tracking_name=rebuild_name,
+                tables=shadows,
+                conn=conn,
+                cache=cache,
+                batch_size=runner.rebuild_batch_size,
+            ):
                 events += consumed
         for table_name, table_cache in cache.items():
             table_cache.write_pending(conn, shadows[table_name])
@@ -106,15 +129,18 @@ def _rebuild(runner: ProjectionRunner, projection: Projection, shadows: Mapping[
         position = read_position(conn, rebuild_name)
         for live in projection.tables:
             _swap(conn, live, shadows[live.name])
-        conn.execute(update(tracking).where(tracking.c.name == name)
-                     .values(position=position, updated_at=datetime.now(UTC),
-                             **cleared_past(position)))
+        conn.execute(
+            update(tracking)
+            .where(tracking.c.name == name)
+            .values(position=position, updated_at=datetime.now(UTC), **cleared_past(position))
+        )
         conn.execute(tracking.delete().where(tracking.c.name == rebuild_name))
     return events, position
 
 
-def _start_shadows(runner: ProjectionRunner, projection: Projection,
-                   shadows: Mapping[str, Table]) -> None:
+def _start_shadows(
+    runner: ProjectionRunner, projection: Projection, shadows: Mapping[str, Table]
+) -> None:
     """Empty shadow tables and a rebuild position of 0."""
     with runner.engine.begin() as conn:
         for shadow in shadows.values():
@@ -123,22 +149,26 @@ def _start_shadows(runner: ProjectionRunner, projection: Projection,
         start_at_zero(conn, projection.name + REBUILD_SUFFIX)
 
 
-def _drop_shadows(runner: ProjectionRunner, projection: Projection,
-                  shadows: Mapping[str, Table]) -> None:
+def _drop_shadows(
+    runner: ProjectionRunner, projection: Projection, shadows: Mapping[str, Table]
+) -> None:
     """After a failed rebuild: drop what it built (best effort; the failure is raised)."""
     try:
         with runner.engine.begin() as conn:
             for shadow in shadows.values():
                 shadow.drop(conn, checkfirst=True)
-            conn.execute(tracking.delete()
-                         .where(tracking.c.name == projection.name + REBUILD_SUFFIX))
+            conn.execute(
+                tracking.delete().where(tracking.c.name == projection.name + REBUILD_SUFFIX)
+            )
     except Exception as exc:
-        logger.warning("could not drop the shadow tables of projection %s: %s",
-                       projection.name, describe(exc))
+        logger.warning(
+            "could not drop the shadow tables of projection %s: %s", projection.name, describe(exc)
+        )
 
 
-def _locate_failure(runner: ProjectionRunner, projection: Projection,
-                    shadows: Mapping[str, Table], error: Exception) -> FailedEvent:
+def _locate_failure(
+    runner: ProjectionRunner, projection: Projection, shadows: Mapping[str, Table], error: Exception
+) -> FailedEvent:
     """Find the event a failed rebuild could not apply.
 
     The failed pass's rows between batches (its cache) and its background COPY are lost,
@@ -160,23 +190,37 @@ def _locate_failure(runner: ProjectionRunner, projection: Projection,
         with runner.engine.begin() as conn:
             for table_name, table_cache in cache.items():
                 table_cache.write_pending(conn, shadows[table_name])
-        _, failed = advance(runner, projection, tracking_name=rebuild_name, tables=shadows,
-                            batch_size=runner.rebuild_batch_size)
+        _, failed = advance(
+            runner,
+            projection,
+            tracking_name=rebuild_name,
+            tables=shadows,
+            batch_size=runner.rebuild_batch_size,
+        )
         if failed is not None:
             return failed
         break
     # It did not fail again one event at a time: name the first event after the last
     # committed batch, and say so.
     failed = failed_event(runner, projection, error, rebuild_name, after=limit)
-    return FailedEvent(failed.projection, failed.position, failed.aggregate_id,
-                       failed.topic, failed.version,
-                       f"{failed.reason} (in the batch from here; not reproduced one "
-                       "event at a time)", rebuild=True)
+    return FailedEvent(
+        failed.projection,
+        failed.position,
+        failed.aggregate_id,
+        failed.topic,
+        failed.version,
+        f"{failed.reason} (in the batch from here; not reproduced one event at a time)",
+        rebuild=True,
+    )
 
 
-def _replay_until(runner: ProjectionRunner, projection: Projection,
-                  shadows: Mapping[str, Table], cache: dict[str, TableCache],
-                  limit: int) -> None:
+def _replay_until(
+    runner: ProjectionRunner,
+    projection: Projection,
+    shadows: Mapping[str, Table],
+    cache: dict[str, TableCache],
+    limit: int,
+) -> None:
     """Rebuild batches (with the cache) that end exactly at notification ``limit``."""
     rebuild_name = projection.name + REBUILD_SUFFIX
     with runner.collect_between_batches() as collect:
@@ -185,8 +229,12 @@ def _replay_until(runner: ProjectionRunner, projection: Projection,
             with runner.engine.connect() as conn:
                 left = runner.log.count(conn, position, limit)
             if not left or not runner.run_batch(
-                    projection, tracking_name=rebuild_name, tables=shadows, cache=cache,
-                    batch_size=min(left, runner.rebuild_batch_size)):
+                projection,
+                tracking_name=rebuild_name,
+                tables=shadows,
+                cache=cache,
+                batch_size=min(left, runner.rebuild_batch_size),
+            ):
                 return
             collect()
             position = runner.position(rebuild_name)
@@ -203,8 +251,9 @@ def _swap(conn: Connection, live: Table, shadow: Table) -> None:
     conn.execute(text(f'ALTER TABLE "{shadow.name}" RENAME TO "{live.name}"'))
     if conn.dialect.name == "postgresql":
         # Keep the primary key's index under the name alembic gave it.
-        conn.execute(text(f'ALTER INDEX IF EXISTS "{shadow.name}_pkey" '
-                          f'RENAME TO "{live.name}_pkey"'))
+        conn.execute(
+            text(f'ALTER INDEX IF EXISTS "{shadow.name}_pkey" RENAME TO "{live.name}_pkey"')
+        )
     for index in live.indexes:
         index.create(conn)
 

@@ -31,8 +31,12 @@ REPORTS: dict[str, ReportFunction] = {
 def all_projections(*, ack_sla_days: int, resolve_sla_days: int) -> list[Projection]:
     """One of each of ``PROJECTIONS``, with the settings values they need: the complaint
     service levels in days from filing."""
-    return [LoanBalances(), Delinquency(), Journal(),
-            ComplaintHistory(ack_sla_days=ack_sla_days, resolve_sla_days=resolve_sla_days)]
+    return [
+        LoanBalances(),
+        Delinquency(),
+        Journal(),
+        ComplaintHistory(ack_sla_days=ack_sla_days, resolve_sla_days=resolve_sla_days),
+    ]
 
 
 def report(name: str) -> ReportFunction:

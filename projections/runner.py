@@ -62,8 +62,15 @@ MAX_RETRY_SECONDS = 300.0  # … doubling up to this
 
 logger = logging.getLogger("ledger.projections")
 
-__all__ = ["FailedEvent", "NotificationLog", "ProjectionConflict", "ProjectionFailed",
-           "ProjectionRunner", "ProjectionStatus", "UnknownProjection"]
+__all__ = [
+    "FailedEvent",
+    "NotificationLog",
+    "ProjectionConflict",
+    "ProjectionFailed",
+    "ProjectionRunner",
+    "ProjectionStatus",
+    "UnknownProjection",
+]
 
 #: (id, originator_id, originator_version, topic, state): one stored event and its position.
 LogRow = Sequence[Any]
@@ -115,20 +122,34 @@ class ProjectionStatus:
         return self.error is not None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "position": self.position, "head": self.head,
-                "lag_events": self.lag_events, "lag_seconds": round(self.lag_seconds, 3),
-                "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-                "error": self.error, "error_position": self.error_position,
-                "failed_at": self.failed_at.isoformat() if self.failed_at else None}
+        return {
+            "name": self.name,
+            "position": self.position,
+            "head": self.head,
+            "lag_events": self.lag_events,
+            "lag_seconds": round(self.lag_seconds, 3),
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "error": self.error,
+            "error_position": self.error_position,
+            "failed_at": self.failed_at.isoformat() if self.failed_at else None,
+        }
 
 
 class ProjectionRunner:
     """Serves ``projections`` from ``log``, each batch in one transaction with its position."""
 
-    def __init__(self, engine: Engine, mapper: Mapper[UUID], log: NotificationLog,
-                 projections: Sequence[Projection], *, batch_size: int = 5000,
-                 rebuild_batch_size: int = 20_000, fault: Callable[[str], None] = no_fault,
-                 collect_between_batches: Collector = automatic_collection) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        mapper: Mapper[UUID],
+        log: NotificationLog,
+        projections: Sequence[Projection],
+        *,
+        batch_size: int = 5000,
+        rebuild_batch_size: int = 20_000,
+        fault: Callable[[str], None] = no_fault,
+        collect_between_batches: Collector = automatic_collection,
+    ) -> None:
         self.engine = engine
         self.mapper = mapper
         self.log = log
@@ -148,24 +169,37 @@ class ProjectionRunner:
             if projection.name == name:
                 return projection
         known = ", ".join(p.name for p in self.projections)
-        raise UnknownProjection(f"no projection named {name!r}; known: {known}",
-                                field="name", rule="known_projection")
+        raise UnknownProjection(
+            f"no projection named {name!r}; known: {known}", field="name", rule="known_projection"
+        )
 
     def selected(self, names: Iterable[str] | None) -> list[Projection]:
         return [self.get(n) for n in names] if names else list(self.projections)
 
     # ----------------------------------------------------------------- one batch
-    def run_batch(self, projection: Projection, *, tracking_name: str | None = None,
-                  tables: Mapping[str, Table] | None = None,
-                  conn: Connection | None = None, batch_size: int | None = None,
-                  cache: dict[str, TableCache] | None = None,
-                  copier: BackgroundCopy | None = None) -> int:
+    def run_batch(
+        self,
+        projection: Projection,
+        *,
+        tracking_name: str | None = None,
+        tables: Mapping[str, Table] | None = None,
+        conn: Connection | None = None,
+        batch_size: int | None = None,
+        cache: dict[str, TableCache] | None = None,
+        copier: BackgroundCopy | None = None,
+    ) -> int:
         """Apply the next batch; return how many notifications it consumed (0: caught up)."""
         if conn is None:
             with self.engine.begin() as own:
-                consumed = self.run_batch(projection, tracking_name=tracking_name,
-                                          tables=tables, conn=own, batch_size=batch_size,
-                                          cache=cache, copier=copier)
+                consumed = self.run_batch(
+                    projection,
+                    tracking_name=tracking_name,
+                    tables=tables,
+                    conn=own,
+                    batch_size=batch_size,
+                    cache=cache,
+                    copier=copier,
+                )
             if consumed:
                 self.fault("projection_between_batches")
             return consumed
@@ -178,22 +212,39 @@ class ProjectionRunner:
         to_event = self.mapper.to_domain_event
         for r in rows:
             if projection.wants(r[3]):
-                decoded.append(to_event(Notification(
-                    id=r[0], originator_id=r[1], originator_version=r[2], topic=r[3],
-                    state=bytes(r[4]))))
+                decoded.append(
+                    to_event(
+                        Notification(
+                            id=r[0],
+                            originator_id=r[1],
+                            originator_version=r[2],
+                            topic=r[3],
+                            state=bytes(r[4]),
+                        )
+                    )
+                )
                 positions.append(r[0])
         last: int = rows[-1][0]
         if decoded:
             live = {t.name: t for t in projection.tables}
-            projection.process(Batch(conn=conn, events=decoded, positions=positions,
-                                     tables=dict(tables or live), last_position=last,
-                                     cache=cache, copier=copier))
+            projection.process(
+                Batch(
+                    conn=conn,
+                    events=decoded,
+                    positions=positions,
+                    tables=dict(tables or live),
+                    last_position=last,
+                    cache=cache,
+                    copier=copier,
+                )
+            )
         self.fault("projection_inside_batch")  # rows written, position not yet: must roll back
         advance_position(conn, name, position, last)
         return len(rows)
 
-    def catch_up(self, names: Iterable[str] | None = None,
-                 progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    def catch_up(
+        self, names: Iterable[str] | None = None, progress: Callable[[str, int], None] | None = None
+    ) -> dict[str, int]:
         """Run every selected projection until it has read the whole log; return how many
         notifications each applied.
 
@@ -213,10 +264,14 @@ class ProjectionRunner:
             raise ProjectionFailed(failures, done=done)
         return done
 
-    def run_forever(self, stop: threading.Event, poll_seconds: float = 0.5,
-                    names: Iterable[str] | None = None,
-                    retry_seconds: float = RETRY_SECONDS,
-                    max_retry_seconds: float = MAX_RETRY_SECONDS) -> None:
+    def run_forever(
+        self,
+        stop: threading.Event,
+        poll_seconds: float = 0.5,
+        names: Iterable[str] | None = None,
+        retry_seconds: float = RETRY_SECONDS,
+        max_retry_seconds: float = MAX_RETRY_SECONDS,
+    ) -> None:
         """Keep projections current until ``stop`` is set: tight polling of the log head
         (works on SQLite and PostgreSQL alike; an idle poll is one indexed MAX query).
 
@@ -231,26 +286,32 @@ class ProjectionRunner:
         while not stop.is_set():
             head = self.head()
             now = time.monotonic()
-            behind = [p for p in selected
-                      if retry_at.get(p.name, now) <= now and self.position(p.name) < head]
+            behind = [
+                p
+                for p in selected
+                if retry_at.get(p.name, now) <= now and self.position(p.name) < head
+            ]
             for projection in behind:
                 name = projection.name
-                _, failed = advance(self, projection, stop=stop,
-                                    first_size=1 if name in retry_at else None)
+                _, failed = advance(
+                    self, projection, stop=stop, first_size=1 if name in retry_at else None
+                )
                 if failed is None:
                     if retry_at.pop(name, None) is not None:
                         delays.pop(name, None)
                         logger.info("projection %s applies events again", name)
                     continue
-                delay = delays[name] = (min(delays[name] * 2, max_retry_seconds)
-                                        if name in delays else retry_seconds)
+                delay = delays[name] = (
+                    min(delays[name] * 2, max_retry_seconds) if name in delays else retry_seconds
+                )
                 retry_at[name] = time.monotonic() + delay
                 logger.error("%s; next attempt in %.3g s", failed.line(), delay)
             if not behind:
                 stop.wait(poll_seconds)
 
-    def rebuild(self, name: str,
-                progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    def rebuild(
+        self, name: str, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
         """Replay the whole log into fresh tables, then swap them in atomically
         (``projections.rebuild``).
 
@@ -262,8 +323,9 @@ class ProjectionRunner:
 
     # ------------------------------------------------------------------- status
     def ensure_tracking(self, names: Iterable[str] | None = None) -> None:
-        ensure_tracked(self.engine, list(names) if names is not None
-                       else [p.name for p in self.projections])
+        ensure_tracked(
+            self.engine, list(names) if names is not None else [p.name for p in self.projections]
+        )
 
     def head(self) -> int:
         with self.engine.connect() as conn:
@@ -288,10 +350,19 @@ class ProjectionRunner:
                     recorded = self._recorded_at(conn, row.position) or _aware(row.updated_at)
                     if recorded is not None:
                         lag_seconds = max(0.0, (datetime.now(UTC) - recorded).total_seconds())
-                result.append(ProjectionStatus(
-                    p.name, row.position, head, head - row.position, lag_seconds,
-                    _aware(row.updated_at), error=row.error,
-                    error_position=row.error_position, failed_at=_aware(row.failed_at)))
+                result.append(
+                    ProjectionStatus(
+                        p.name,
+                        row.position,
+                        head,
+                        head - row.position,
+                        lag_seconds,
+                        _aware(row.updated_at),
+                        error=row.error,
+                        error_position=row.error_position,
+                        failed_at=_aware(row.failed_at),
+                    )
+                )
         return result
 
     def _recorded_at(self, conn: Connection, position: int) -> datetime | None:
@@ -301,9 +372,15 @@ class ProjectionRunner:
         if row is None:
             return None
         try:
-            event: Any = self.mapper.to_domain_event(Notification(
-                id=row[0], originator_id=row[1], originator_version=row[2], topic=row[3],
-                state=bytes(row[4])))
+            event: Any = self.mapper.to_domain_event(
+                Notification(
+                    id=row[0],
+                    originator_id=row[1],
+                    originator_version=row[2],
+                    topic=row[3],
+                    state=bytes(row[4]),
+                )
+            )
             return _aware(event.timestamp)
         except Exception:
             return None

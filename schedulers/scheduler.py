@@ -64,8 +64,11 @@ class LedgerJobStore(SQLAlchemyJobStore):
         if not inspect(self.engine).has_table(scheduler_jobs.name):
             from ledger.persistence.migrations import SchemaNotReady
 
-            raise SchemaNotReady(f"no {scheduler_jobs.name} table: run `ledger db upgrade` first",
-                                 field="database_url", rule="migrated")
+            raise SchemaNotReady(
+                f"no {scheduler_jobs.name} table: run `ledger db upgrade` first",
+                field="database_url",
+                rule="migrated",
+            )
         super(SQLAlchemyJobStore, self).start(scheduler, alias)  # skip the CREATE TABLE
 
 
@@ -74,8 +77,11 @@ def zone(settings: Settings) -> ZoneInfo:
     try:
         return ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"unknown timezone {settings.timezone!r} (an IANA name such as"
-                              " Asia/Shanghai)", field="timezone", rule="iana_zone") from None
+        raise ValidationError(
+            f"unknown timezone {settings.timezone!r} (an IANA name such as Asia/Shanghai)",
+            field="timezone",
+            rule="iana_zone",
+        ) from None
 
 
 def eod_time(settings: Settings) -> time:
@@ -104,25 +110,34 @@ def scheduled_end_of_day() -> EodSummary:
     is already closed."""
     ledger: Ledger | None = _context.get("ledger")
     if ledger is None:
-        raise RuntimeError("the end-of-day job has no ledger: start the scheduler with"
-                           " start_scheduler(ledger) or run_forever(ledger)")
+        raise RuntimeError(
+            "the end-of-day job has no ledger: start the scheduler with"
+            " start_scheduler(ledger) or run_forever(ledger)"
+        )
     report: Report = _context.get("report") or log.info
     settings = ledger.settings
     through = business_date_to_close(settings, datetime.now(zone(settings)))
     closed = ledger.closed_through()
     already = closed is not None and closed >= through
-    report(f"end of day: already closed through {closed}; nothing to do" if already else
-           f"end of day: closing through {through} (closed through {closed or 'none'})")
-    summary = ledger.close_business_days(through, wait=settings.scheduler_lock_wait,
-                                         skip_if_closed=True)
+    report(
+        f"end of day: already closed through {closed}; nothing to do"
+        if already
+        else f"end of day: closing through {through} (closed through {closed or 'none'})"
+    )
+    summary = ledger.close_business_days(
+        through, wait=settings.scheduler_lock_wait, skip_if_closed=True
+    )
     if summary.skipped:
         if not already:
-            report(f"end of day: another run closed through {summary.closed_through}; "
-                   "nothing to do")
+            report(
+                f"end of day: another run closed through {summary.closed_through}; nothing to do"
+            )
     else:
-        report(f"end of day: closed through {through}: {summary.loans} loans, "
-               f"{summary.events} events in {summary.seconds:.1f}s "
-               f"({summary.loans_per_second:,.0f} loans/s)")
+        report(
+            f"end of day: closed through {through}: {summary.loans} loans, "
+            f"{summary.events} events in {summary.seconds:.1f}s "
+            f"({summary.loans_per_second:,.0f} loans/s)"
+        )
     return summary
 
 
@@ -132,9 +147,13 @@ def build_scheduler(settings: Settings) -> BackgroundScheduler:
     return BackgroundScheduler(
         jobstores={"default": LedgerJobStore(engine)},
         executors={"default": {"type": "threadpool", "max_workers": 1}},
-        job_defaults={"coalesce": True, "max_instances": 1,
-                      "misfire_grace_time": settings.scheduler_misfire_grace},
-        timezone=zone(settings))
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": settings.scheduler_misfire_grace,
+        },
+        timezone=zone(settings),
+    )
 
 
 def ensure_job(scheduler: BackgroundScheduler, settings: Settings) -> None:
@@ -150,8 +169,9 @@ def ensure_job(scheduler: BackgroundScheduler, settings: Settings) -> None:
     if repr(job.trigger) != repr(wanted):  # the repr names fields and timezone
         upcoming = wanted.get_next_fire_time(None, datetime.now(wanted.timezone))
         due = job.next_run_time
-        job.modify(trigger=wanted, next_run_time=min(due, upcoming) if due and upcoming
-                   else upcoming)
+        job.modify(
+            trigger=wanted, next_run_time=min(due, upcoming) if due and upcoming else upcoming
+        )
 
 
 def start_scheduler(ledger: Ledger, report: Report | None = None) -> BackgroundScheduler:
@@ -174,8 +194,9 @@ def _report_failure(event: JobExecutionEvent, report: Report) -> None:
     report(f"end of day failed: {type(event.exception).__name__}: {event.exception}")
 
 
-def run_forever(ledger: Ledger, report: Report = print,
-                stop: threading.Event | None = None) -> None:
+def run_forever(
+    ledger: Ledger, report: Report = print, stop: threading.Event | None = None
+) -> None:
     """``ledger scheduler run``: the scheduler in the foreground until ``stop`` is set (the
     CLI sets it on SIGINT/SIGTERM); a running end of day finishes its chunk first. The
     caller built ``ledger`` and closes it afterwards."""
@@ -183,8 +204,10 @@ def run_forever(ledger: Ledger, report: Report = print,
     stop = stop or threading.Event()
     scheduler = start_scheduler(ledger, report)
     job = scheduler.get_job(JOB_ID)
-    report(f"scheduler: end of day daily at {settings.eod_time} {settings.timezone}; next run "
-           f"{job.next_run_time.isoformat() if job and job.next_run_time else 'none'}")
+    report(
+        f"scheduler: end of day daily at {settings.eod_time} {settings.timezone}; next run "
+        f"{job.next_run_time.isoformat() if job and job.next_run_time else 'none'}"
+    )
     try:
         stop.wait()
     finally:

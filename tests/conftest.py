@@ -76,8 +76,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_database_url(backend: str, request: pytest.FixtureRequest,
-                      tmp_path: Path) -> Callable[[], str]:
+def make_database_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[[], str]:
     """Each call returns another fresh, migrated, empty database of the test's backend."""
     count = 0
 
@@ -147,21 +148,39 @@ def submit(app: Ledger, type_: str, **fields: Any) -> dict[str, Any]:
     return app.execute(parse_command({"type": type_, **fields}))
 
 
-def open_loan(app: Ledger, *, borrower_id: str = "B1", principal: str = "100000",
-              currency: str = "CNY", annual_rate: str = "0.12", term: int = 12,
-              day_count: str = "30/360", method: str = "annuity",
-              applied_on: date = date(2026, 1, 5), approved_on: date = date(2026, 1, 6),
-              disbursed_on: date = date(2026, 1, 10), first_due: date = date(2026, 2, 10),
-              **apply_fields: Any) -> UUID:
+def open_loan(
+    app: Ledger,
+    *,
+    borrower_id: str = "B1",
+    principal: str = "100000",
+    currency: str = "CNY",
+    annual_rate: str = "0.12",
+    term: int = 12,
+    day_count: str = "30/360",
+    method: str = "annuity",
+    applied_on: date = date(2026, 1, 5),
+    approved_on: date = date(2026, 1, 6),
+    disbursed_on: date = date(2026, 1, 10),
+    first_due: date = date(2026, 2, 10),
+    **apply_fields: Any,
+) -> UUID:
     """Given an active loan: applied, approved and disbursed."""
-    applied = submit(app, "apply_for_loan", borrower_id=borrower_id, principal=principal,
-                     currency=currency, annual_rate=annual_rate, term=term,
-                     day_count=day_count, method=method, business_date=applied_on,
-                     **apply_fields)
+    applied = submit(
+        app,
+        "apply_for_loan",
+        borrower_id=borrower_id,
+        principal=principal,
+        currency=currency,
+        annual_rate=annual_rate,
+        term=term,
+        day_count=day_count,
+        method=method,
+        business_date=applied_on,
+        **apply_fields,
+    )
     loan_id = UUID(applied["aggregate_id"])
     submit(app, "approve_loan", loan_id=loan_id, business_date=approved_on)
-    submit(app, "disburse_loan", loan_id=loan_id, business_date=disbursed_on,
-           first_due=first_due)
+    submit(app, "disburse_loan", loan_id=loan_id, business_date=disbursed_on, first_due=first_due)
     return loan_id
 
 

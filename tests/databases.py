@@ -42,9 +42,12 @@ class PostgresServer:
     def _connect_admin(self) -> Engine:
         last: Exception | None = None
         for database in ("postgres", self.base_url.database):
-            engine = create_engine(self.base_url.set(database=database),
-                                   isolation_level="AUTOCOMMIT", pool_pre_ping=True,
-                                   connect_args={"connect_timeout": 5})
+            engine = create_engine(
+                self.base_url.set(database=database),
+                isolation_level="AUTOCOMMIT",
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": 5},
+            )
             try:
                 with engine.connect() as conn:
                     conn.execute(text("SELECT 1"))
@@ -92,8 +95,7 @@ def reach_postgres(prefix: str = "ledger_test") -> PostgresServer:
     except Exception as exc:
         reason = f"PostgreSQL not reachable at {make_url(base)!r}: {exc}".splitlines()[0]
         if postgres_required():
-            pytest.fail(f"{reason} (LEDGER_REQUIRE_POSTGRES=1, so this is an error)",
-                        pytrace=False)
+            pytest.fail(f"{reason} (LEDGER_REQUIRE_POSTGRES=1, so this is an error)", pytrace=False)
         pytest.skip(reason)
 
 
@@ -104,4 +106,3 @@ def truncate_all(engine: Engine) -> None:
         with engine.begin() as conn:
             names = ", ".join(f'"{t}"' for t in tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
-

@@ -51,24 +51,39 @@ def approved_loan(terms: LoanTerms | None = None, *, on: date = APPROVED_ON) -> 
     return loan
 
 
-def active_loan(terms: LoanTerms | None = None, *, product: ProductTerms | None = None,
-                disbursed_on: date = DISBURSED_ON, first_due: date = FIRST_DUE,
-                **overrides: Any) -> Loan:
+def active_loan(
+    terms: LoanTerms | None = None,
+    *,
+    product: ProductTerms | None = None,
+    disbursed_on: date = DISBURSED_ON,
+    first_due: date = FIRST_DUE,
+    **overrides: Any,
+) -> Loan:
     """A disbursed loan; ``overrides`` go to :func:`make_terms` when no terms are given."""
-    loan = approved_loan(terms or make_terms(product=product, **overrides),
-                         on=disbursed_on - (DISBURSED_ON - APPROVED_ON))
+    loan = approved_loan(
+        terms or make_terms(product=product, **overrides),
+        on=disbursed_on - (DISBURSED_ON - APPROVED_ON),
+    )
     loan.disburse(disbursed_on, first_due=first_due)
     return loan
 
 
-def installments_of(terms: LoanTerms, *, billed: int, start: date = DISBURSED_ON,
-                    first_due: date = FIRST_DUE) -> list[InstallmentState]:
+def installments_of(
+    terms: LoanTerms, *, billed: int, start: date = DISBURSED_ON, first_due: date = FIRST_DUE
+) -> list[InstallmentState]:
     """The disbursement schedule of ``terms`` as a loan keeps it, the first ``billed``
     installments fallen due and unpaid: the input of a planner, without the aggregate."""
     schedule = build_schedule(
-        principal=terms.principal, annual_rate=terms.annual_rate, term=terms.term,
-        method=terms.method, day_count=terms.day_count, start_date=start, first_due=first_due,
-        currency=terms.money_currency, rounding=terms.product.rounding)
+        principal=terms.principal,
+        annual_rate=terms.annual_rate,
+        term=terms.term,
+        method=terms.method,
+        day_count=terms.day_count,
+        start_date=start,
+        first_due=first_due,
+        currency=terms.money_currency,
+        rounding=terms.product.rounding,
+    )
     states = [InstallmentState.from_dict(i.as_dict()) for i in schedule]
     for inst in states[:billed]:
         inst.fell_due = True
@@ -109,9 +124,13 @@ def of_type(events: Iterable[object], cls: type) -> list[Any]:
 
 
 def filed_complaint(on: date = date(2026, 3, 1)) -> Complaint:
-    return Complaint.file(loan_id=uuid4(), borrower_id="B1", category="billing",
-                          description="penalty charged although I paid on time",
-                          business_date=on)
+    return Complaint.file(
+        loan_id=uuid4(),
+        borrower_id="B1",
+        category="billing",
+        description="penalty charged although I paid on time",
+        business_date=on,
+    )
 
 
 class LoanSummary(NamedTuple):
@@ -138,14 +157,22 @@ def balances_of(loan: Loan) -> LoanSummary:
     """``loan``'s balances; the classification carries the DPD ``loan show`` prints."""
     c = loan.classification
     return LoanSummary(
-        loan_id=str(loan.id), borrower_id=loan.borrower_id, status=str(loan.status),
-        currency=loan.currency, principal_outstanding=loan.principal_outstanding,
+        loan_id=str(loan.id),
+        borrower_id=loan.borrower_id,
+        status=str(loan.status),
+        currency=loan.currency,
+        principal_outstanding=loan.principal_outstanding,
         principal_not_due=loan.principal_not_due,
         principal_overdue=loan.principal_due_unpaid(),
-        interest_accrued=loan.interest_accrued, interest_overdue=loan.interest_due_unpaid(),
-        penalty_outstanding=loan.penalty_outstanding, fees_outstanding=loan.fees_outstanding,
+        interest_accrued=loan.interest_accrued,
+        interest_overdue=loan.interest_due_unpaid(),
+        penalty_outstanding=loan.penalty_outstanding,
+        fees_outstanding=loan.fees_outstanding,
         overpayment=loan.overpayment,
-        classification=Classification(dpd=loan.current_dpd, bucket=str(c["bucket"]),
-                                      category=FiveCategory(c["category"]),
-                                      stage=int(c["stage"])),
+        classification=Classification(
+            dpd=loan.current_dpd,
+            bucket=str(c["bucket"]),
+            category=FiveCategory(c["category"]),
+            stage=int(c["stage"]),
+        ),
     )

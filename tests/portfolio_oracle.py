@@ -21,8 +21,9 @@ BUCKETS = ("M0", "M1", "M2", "M3", "M4", "M5", "M6", "M7+")
 
 @dataclass
 class PortfolioSummary:
-    currency_outstanding: dict[str, Decimal] = field(default_factory=lambda: defaultdict(
-        lambda: ZERO))
+    currency_outstanding: dict[str, Decimal] = field(
+        default_factory=lambda: defaultdict(lambda: ZERO)
+    )
     by_status: Counter[str] = field(default_factory=Counter)
     by_bucket: dict[str, list[Decimal | int]] = field(default_factory=dict)
     by_category: dict[str, list[Decimal | int]] = field(default_factory=dict)
@@ -38,8 +39,13 @@ class PortfolioSummary:
     @property
     def npl_ratio(self) -> Decimal:
         """Non-performing (substandard + doubtful + loss) principal over all outstanding."""
-        npl = sum((Decimal(self.by_category.get(c, [0, ZERO])[1]) for c in (
-            FiveCategory.SUBSTANDARD, FiveCategory.DOUBTFUL, FiveCategory.LOSS)), ZERO)
+        npl = sum(
+            (
+                Decimal(self.by_category.get(c, [0, ZERO])[1])
+                for c in (FiveCategory.SUBSTANDARD, FiveCategory.DOUBTFUL, FiveCategory.LOSS)
+            ),
+            ZERO,
+        )
         total = self.outstanding
         return (npl / total).quantize(Decimal("0.0001")) if total else ZERO
 
@@ -47,12 +53,15 @@ class PortfolioSummary:
         return {
             "loans_by_status": dict(self.by_status),
             "outstanding_principal": {k: str(v) for k, v in self.currency_outstanding.items()},
-            "by_bucket": {k: {"loans": v[0], "principal": str(v[1])}
-                          for k, v in self.by_bucket.items()},
-            "by_category": {k: {"loans": v[0], "principal": str(v[1])}
-                            for k, v in self.by_category.items()},
-            "by_stage": {str(k): {"loans": v[0], "principal": str(v[1])}
-                         for k, v in self.by_stage.items()},
+            "by_bucket": {
+                k: {"loans": v[0], "principal": str(v[1])} for k, v in self.by_bucket.items()
+            },
+            "by_category": {
+                k: {"loans": v[0], "principal": str(v[1])} for k, v in self.by_category.items()
+            },
+            "by_stage": {
+                str(k): {"loans": v[0], "principal": str(v[1])} for k, v in self.by_stage.items()
+            },
             "npl_ratio": str(self.npl_ratio),
             "written_off_principal": str(self.written_off_principal),
             "recovered": str(self.recovered),
@@ -81,8 +90,11 @@ def summarize(loans: Iterable[Loan]) -> PortfolioSummary:
         principal = loan.principal_outstanding
         s.currency_outstanding[loan.currency] += principal
         c = loan.classification
-        for table, key in ((s.by_bucket, c["bucket"]), (s.by_category, c["category"]),
-                           (s.by_stage, int(c["stage"]))):
+        for table, key in (
+            (s.by_bucket, c["bucket"]),
+            (s.by_category, c["category"]),
+            (s.by_stage, int(c["stage"])),
+        ):
             row = table[key]  # type: ignore[index]
             row[0] = int(row[0]) + 1
             row[1] = Decimal(row[1]) + principal

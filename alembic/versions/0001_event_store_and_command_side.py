@@ -28,8 +28,12 @@ def upgrade() -> None:
         sa.Column("topic", sa.Text(), nullable=False),
         sa.Column("state", sa.LargeBinary(), nullable=False),
     )
-    op.create_index("ledger_events_aggregate_idx", "ledger_events",
-                    ["originator_id", "originator_version"], unique=True)
+    op.create_index(
+        "ledger_events_aggregate_idx",
+        "ledger_events",
+        ["originator_id", "originator_version"],
+        unique=True,
+    )
     op.create_table(
         "ledger_snapshots",
         sa.Column("originator_id", UUIDType(), primary_key=True),

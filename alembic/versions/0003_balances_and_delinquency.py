@@ -19,10 +19,22 @@ branch_labels = None
 depends_on = None
 
 BALANCE_AMOUNTS = (
-    "principal_not_due", "principal_overdue", "principal_outstanding", "interest_accrued",
-    "interest_overdue", "penalty_outstanding", "fees_outstanding", "overpayment", "disbursed",
-    "capitalized", "principal_paid", "interest_paid", "penalty_paid", "fees_paid",
-    "written_off_principal", "recovered",
+    "principal_not_due",
+    "principal_overdue",
+    "principal_outstanding",
+    "interest_accrued",
+    "interest_overdue",
+    "penalty_outstanding",
+    "fees_outstanding",
+    "overpayment",
+    "disbursed",
+    "capitalized",
+    "principal_paid",
+    "interest_paid",
+    "penalty_paid",
+    "fees_paid",
+    "written_off_principal",
+    "recovered",
 )
 
 
@@ -97,8 +109,9 @@ def upgrade() -> None:
         sa.Column("roll_state", sa.String(16), nullable=False),
         sa.Column("valid_until", sa.Date(), nullable=True),
     )
-    op.create_index("delinquency_transitions_date_idx", "delinquency_transitions",
-                    ["business_date"])
+    op.create_index(
+        "delinquency_transitions_date_idx", "delinquency_transitions", ["business_date"]
+    )
 
     op.create_table(
         "delinquency_summary",
@@ -120,6 +133,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("delinquency_roll_counts", "delinquency_summary", "delinquency_transitions",
-                  "loan_installments", "loan_delinquency", "balances_summary", "loan_balances"):
+    for table in (
+        "delinquency_roll_counts",
+        "delinquency_summary",
+        "delinquency_transitions",
+        "loan_installments",
+        "loan_delinquency",
+        "balances_summary",
+        "loan_balances",
+    ):
         op.drop_table(table)

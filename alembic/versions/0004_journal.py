@@ -17,8 +17,15 @@ depends_on = None
 
 
 AMOUNT = sa.Numeric(20, 4)
-LOAN_COLUMNS = ("principal_not_due", "principal_due", "accrued_interest", "interest_receivable",
-                "penalty_receivable", "fees_receivable", "overpayments")
+LOAN_COLUMNS = (
+    "principal_not_due",
+    "principal_due",
+    "accrued_interest",
+    "interest_receivable",
+    "penalty_receivable",
+    "fees_receivable",
+    "overpayments",
+)
 
 
 def upgrade() -> None:

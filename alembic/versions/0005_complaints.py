@@ -56,8 +56,9 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text(), nullable=False),
     )
     op.create_index("complaint_events_loan_idx", "complaint_events", ["loan_id", "position"])
-    op.create_index("complaint_events_borrower_idx", "complaint_events",
-                    ["borrower_id", "position"])
+    op.create_index(
+        "complaint_events_borrower_idx", "complaint_events", ["borrower_id", "position"]
+    )
 
 
 def downgrade() -> None:

@@ -26,10 +26,12 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("projection_tracking", sa.Column("error", sa.Text(), nullable=True))
-    op.add_column("projection_tracking",
-                  sa.Column("error_position", sa.BigInteger(), nullable=True))
-    op.add_column("projection_tracking",
-                  sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "projection_tracking", sa.Column("error_position", sa.BigInteger(), nullable=True)
+    )
+    op.add_column(
+        "projection_tracking", sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:

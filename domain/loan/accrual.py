@@ -28,32 +28,51 @@ ZERO = Decimal(0)
 ONE_DAY = timedelta(days=1)
 
 
-def segment_exact(principal: Decimal, annual_rate: Decimal, day_count: DayCount, start: date,
-                  through: date) -> Decimal:
+def segment_exact(
+    principal: Decimal, annual_rate: Decimal, day_count: DayCount, start: date, through: date
+) -> Decimal:
     """Exact interest on ``principal`` from ``start`` through ``through`` (one segment)."""
     fraction = year_fraction(day_count, start, through)
     return CALC.multiply(CALC.multiply(principal, annual_rate), fraction)
 
 
-def period_exact(closed: Decimal, principal: Decimal, annual_rate: Decimal,
-                 day_count: DayCount, segment_start: date, day: date) -> Decimal:
+def period_exact(
+    closed: Decimal,
+    principal: Decimal,
+    annual_rate: Decimal,
+    day_count: DayCount,
+    segment_start: date,
+    day: date,
+) -> Decimal:
     """The period's exact cumulative accrual through ``day``: the closed segments' (``closed``)
     plus the open segment's, which runs on ``principal`` from ``segment_start``."""
-    return CALC.add(closed, segment_exact(principal, annual_rate, day_count, segment_start, day)
-                    if day > segment_start else ZERO)
+    return CALC.add(
+        closed,
+        segment_exact(principal, annual_rate, day_count, segment_start, day)
+        if day > segment_start
+        else ZERO,
+    )
 
 
-def unbilled_target(period_exact: Decimal, currency: Currency, rounding: str,
-                    settled_in_period: Decimal) -> Decimal:
+def unbilled_target(
+    period_exact: Decimal, currency: Currency, rounding: str, settled_in_period: Decimal
+) -> Decimal:
     """The period's interest posted and not yet billed, for an exact cumulative accrual:
     rounded, less what a payment already settled before it was billed (so it is not posted
     again). A day posts this less what is already posted."""
     return currency.round(period_exact, rounding) - settled_in_period
 
 
-def daily_penalty(base: Decimal, annual_rate: Decimal, markup: Decimal, day_count: DayCount,
-                  day: date, carry: Decimal, currency: Currency,
-                  rounding: str) -> tuple[Decimal, Decimal]:
+def daily_penalty(
+    base: Decimal,
+    annual_rate: Decimal,
+    markup: Decimal,
+    day_count: DayCount,
+    day: date,
+    carry: Decimal,
+    currency: Currency,
+    rounding: str,
+) -> tuple[Decimal, Decimal]:
     """Penalty interest for ``day`` on ``base`` at rate × (1 + markup), with the remainder
     ``carry`` of the day before: ``(posted, carry after)``, and posted + carry after = carry
     + the day's exact penalty."""

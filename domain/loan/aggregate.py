@@ -131,13 +131,20 @@ class Loan(LoanPosition, Aggregate):
         self.classification: dict[str, Any] = dict(PERFORMING)
 
     @classmethod
-    def apply_for(cls, *, borrower_id: str, terms: LoanTerms, business_date: date,
-                  loan_id: UUID | None = None) -> Loan:
+    def apply_for(
+        cls, *, borrower_id: str, terms: LoanTerms, business_date: date, loan_id: UUID | None = None
+    ) -> Loan:
         if not borrower_id or not borrower_id.strip():
-            raise ValidationError("borrower_id must not be empty", field="borrower_id",
-                                  rule="required")
-        return cls._create(cls.Applied, id=loan_id, borrower_id=borrower_id.strip(),
-                           terms=terms.as_dict(), business_date=business_date)
+            raise ValidationError(
+                "borrower_id must not be empty", field="borrower_id", rule="required"
+            )
+        return cls._create(
+            cls.Applied,
+            id=loan_id,
+            borrower_id=borrower_id.strip(),
+            terms=terms.as_dict(),
+            business_date=business_date,
+        )
 
     @staticmethod
     def create_id(*_: Any, **__: Any) -> UUID:
@@ -205,20 +212,36 @@ class Loan(LoanPosition, Aggregate):
         terms = self.terms
         first_due = first_due or monthly_due_dates(business_date, 2)[1]
         if first_due <= business_date:
-            raise InvalidDate("first_due must be after the disbursement date",
-                              field="first_due", rule="after_disbursement")
+            raise InvalidDate(
+                "first_due must be after the disbursement date",
+                field="first_due",
+                rule="after_disbursement",
+            )
         if first_due > business_date + timedelta(days=62):
-            raise InvalidDate("first_due must be within 62 days of disbursement",
-                              field="first_due", rule="first_period_at_most_62_days")
+            raise InvalidDate(
+                "first_due must be within 62 days of disbursement",
+                field="first_due",
+                rule="first_period_at_most_62_days",
+            )
         schedule = build_schedule(
-            principal=terms.principal, annual_rate=terms.annual_rate, term=terms.term,
-            method=terms.method, day_count=terms.day_count, start_date=business_date,
-            first_due=first_due, currency=terms.money_currency,
+            principal=terms.principal,
+            annual_rate=terms.annual_rate,
+            term=terms.term,
+            method=terms.method,
+            day_count=terms.day_count,
+            start_date=business_date,
+            first_due=first_due,
+            currency=terms.money_currency,
             rounding=terms.product.rounding,
         )
         check_sum("Disbursed", "amount", terms.principal, schedule_principal(schedule))
-        self.trigger_event(self.Disbursed, business_date=business_date, amount=terms.principal,
-                           first_due=first_due, schedule=_schedule_dicts(schedule))
+        self.trigger_event(
+            self.Disbursed,
+            business_date=business_date,
+            amount=terms.principal,
+            first_due=first_due,
+            schedule=_schedule_dicts(schedule),
+        )
 
     class Disbursed(Aggregate.Event):
         TOPIC = "loan.Disbursed"
@@ -263,29 +286,55 @@ class Loan(LoanPosition, Aggregate):
         #    so the rounding remainder is carried and the period sums exactly.
         terms = self.terms
         assert self.segment_start is not None
-        exact = period_exact(self.period_exact_closed, self.principal_not_due, self.annual_rate,
-                             terms.day_count, self.segment_start, day)
-        amount = unbilled_target(exact, terms.money_currency, terms.product.rounding,
-                                 self.interest_settled_in_period) - self.interest_accrued
+        exact = period_exact(
+            self.period_exact_closed,
+            self.principal_not_due,
+            self.annual_rate,
+            terms.day_count,
+            self.segment_start,
+            day,
+        )
+        amount = (
+            unbilled_target(
+                exact, terms.money_currency, terms.product.rounding, self.interest_settled_in_period
+            )
+            - self.interest_accrued
+        )
         if amount < 0:  # the cumulative accrual never decreases; a day posts zero or more
-            raise InvariantViolated(f"InterestAccrued: amount {amount} on {day} is negative",
-                                    field="amount", rule="non_negative")
-        self.trigger_event(self.InterestAccrued, business_date=day, amount=amount,
-                           period_exact=exact, end_of_day=end_of_day)
+            raise InvariantViolated(
+                f"InterestAccrued: amount {amount} on {day} is negative",
+                field="amount",
+                rule="non_negative",
+            )
+        self.trigger_event(
+            self.InterestAccrued,
+            business_date=day,
+            amount=amount,
+            period_exact=exact,
+            end_of_day=end_of_day,
+        )
         # 2. installments falling due (the last one takes whatever principal is left).
         future = self.future()
         for inst in future:
             if inst.due_date > day:
                 break
             is_last = inst is future[-1]
-            principal = self.principal_not_due if is_last else min(inst.principal,
-                                                                    self.principal_not_due)
+            principal = (
+                self.principal_not_due if is_last else min(inst.principal, self.principal_not_due)
+            )
             if principal < 0 or self.interest_accrued < 0:
-                check_not_negative("InstallmentFellDue", {
-                    "principal": principal, "interest": self.interest_accrued})
-            self.trigger_event(self.InstallmentFellDue, business_date=day, number=inst.number,
-                               due_date=inst.due_date, principal=principal,
-                               interest=self.interest_accrued)
+                check_not_negative(
+                    "InstallmentFellDue",
+                    {"principal": principal, "interest": self.interest_accrued},
+                )
+            self.trigger_event(
+                self.InstallmentFellDue,
+                business_date=day,
+                number=inst.number,
+                due_date=inst.due_date,
+                principal=principal,
+                interest=self.interest_accrued,
+            )
 
     class InterestAccrued(Aggregate.Event):
         """A business day's posted interest (may be zero) and, for audit, the period's exact
@@ -337,19 +386,31 @@ class Loan(LoanPosition, Aggregate):
         if dpd > grace and self.overdue_since is None:
             oldest = self.oldest_unpaid_due_date()
             assert oldest is not None
-            self.trigger_event(self.BecameOverdue, business_date=day, dpd=dpd,
-                               oldest_due_date=oldest,
-                               overdue_principal=self.principal_due_unpaid(),
-                               overdue_interest=self.interest_due_unpaid())
+            self.trigger_event(
+                self.BecameOverdue,
+                business_date=day,
+                dpd=dpd,
+                oldest_due_date=oldest,
+                overdue_principal=self.principal_due_unpaid(),
+                overdue_interest=self.interest_due_unpaid(),
+            )
         # 4. penalty interest (罚息) on overdue principal, optionally compounding on interest.
         if dpd > grace and (self.penalty_through is None or day > self.penalty_through):
             base = self.penalty_base(day)
             if base > 0:
                 posted, carry = daily_penalty(
-                    base, self.annual_rate, terms.product.penalty_markup, terms.day_count, day,
-                    self.penalty_carry, terms.money_currency, terms.product.rounding)
-                self.trigger_event(self.PenaltyAccrued, business_date=day, amount=posted,
-                                   base=base, carry=carry)
+                    base,
+                    self.annual_rate,
+                    terms.product.penalty_markup,
+                    terms.day_count,
+                    day,
+                    self.penalty_carry,
+                    terms.money_currency,
+                    terms.product.rounding,
+                )
+                self.trigger_event(
+                    self.PenaltyAccrued, business_date=day, amount=posted, base=base, carry=carry
+                )
         # 5. delinquency classification; an event only when something changed.
         self._reclassify(day, dpd)
 
@@ -378,12 +439,17 @@ class Loan(LoanPosition, Aggregate):
             loan.penalty_through = self.business_date
 
     def _reclassify(self, day: date, dpd: int) -> None:
-        current = classify(dpd, restructured_in_observation=self.is_in_observation(day),
-                           policy=self.policy).as_dict()
+        current = classify(
+            dpd, restructured_in_observation=self.is_in_observation(day), policy=self.policy
+        ).as_dict()
         # A transition is a change of bucket, five-category or stage; DPD alone moves daily.
         if any(current[k] != self.classification.get(k) for k in CLASS_KEYS):
-            self.trigger_event(self.DelinquencyChanged, business_date=day,
-                               previous=self.classification, current=current)
+            self.trigger_event(
+                self.DelinquencyChanged,
+                business_date=day,
+                previous=self.classification,
+                current=current,
+            )
 
     class DelinquencyChanged(Aggregate.Event):
         TOPIC = "loan.DelinquencyChanged"
@@ -414,8 +480,9 @@ class Loan(LoanPosition, Aggregate):
             loan.fees_charged_total += self.amount
 
     # ------------------------------------------------------------------------- repayments
-    def receive_repayment(self, business_date: date, amount: Decimal, currency: str,
-                          reference: str = "") -> None:
+    def receive_repayment(
+        self, business_date: date, amount: Decimal, currency: str, reference: str = ""
+    ) -> None:
         self._check_active("receive a repayment")
         self._check_currency(currency)
         self._check_not_before(business_date, self.last_event_date)
@@ -424,34 +491,60 @@ class Loan(LoanPosition, Aggregate):
         payoff = self.payoff_amount(business_date)
         if amount > payoff and not terms.product.allow_overpayment:
             raise OverpaymentNotAllowed(
-                f"amount {amount} exceeds the payoff amount {payoff}", field="amount",
-                rule="at_most_payoff")
+                f"amount {amount} exceeds the payoff amount {payoff}",
+                field="amount",
+                rule="at_most_payoff",
+            )
         # The payment sees today's interest and any installment falling due today.
         if self.accrued_through is None or business_date > self.accrued_through:
             self.close_day(business_date - ONE_DAY)
             self._accrue_and_bill(business_date, end_of_day=False)
         plan = plan_repayment(
-            amount, due_items(self.billed(), self.penalty_outstanding, self.fees_outstanding,
-                              self.oldest_unpaid_due_date() or business_date),
-            principal_not_due=self.principal_not_due, interest_accrued=self.interest_accrued,
-            future=self.future(), annual_rate=self.annual_rate, terms=terms)
+            amount,
+            due_items(
+                self.billed(),
+                self.penalty_outstanding,
+                self.fees_outstanding,
+                self.oldest_unpaid_due_date() or business_date,
+            ),
+            principal_not_due=self.principal_not_due,
+            interest_accrued=self.interest_accrued,
+            future=self.future(),
+            annual_rate=self.annual_rate,
+            terms=terms,
+        )
         accrued_paid, prepaid = plan.accrued_interest_paid, plan.prepaid_principal
         overpayment, new_schedule = plan.overpayment, plan.new_schedule
         if new_schedule is not None and not plan.pays_off:
-            check_sum("RepaymentReceived", "principal not due after the prepayment",
-                      self.principal_not_due - prepaid, schedule_principal(new_schedule))
-        self._check_balance_limit("the overpayment held", self.overpayment + overpayment,
-                                  "amount")
+            check_sum(
+                "RepaymentReceived",
+                "principal not due after the prepayment",
+                self.principal_not_due - prepaid,
+                schedule_principal(new_schedule),
+            )
+        self._check_balance_limit("the overpayment held", self.overpayment + overpayment, "amount")
         stored = plan.allocation.as_dict()
-        check_allocation("RepaymentReceived", amount, stored, {
-            "accrued_interest_paid": accrued_paid, "prepaid_principal": prepaid,
-            "overpayment": overpayment})
+        check_allocation(
+            "RepaymentReceived",
+            amount,
+            stored,
+            {
+                "accrued_interest_paid": accrued_paid,
+                "prepaid_principal": prepaid,
+                "overpayment": overpayment,
+            },
+        )
         self.trigger_event(
-            self.RepaymentReceived, business_date=business_date, amount=amount,
-            allocation=stored, accrued_interest_paid=accrued_paid,
-            prepaid_principal=prepaid, overpayment=overpayment,
+            self.RepaymentReceived,
+            business_date=business_date,
+            amount=amount,
+            allocation=stored,
+            accrued_interest_paid=accrued_paid,
+            prepaid_principal=prepaid,
+            overpayment=overpayment,
             new_schedule=None if new_schedule is None else _schedule_dicts(new_schedule),
-            reference=reference)
+            reference=reference,
+        )
         self._close_if_settled(business_date)
 
     class RepaymentReceived(Aggregate.Event):
@@ -508,17 +601,28 @@ class Loan(LoanPosition, Aggregate):
             return
         # CALC, not the ambient 28-digit context: the schedule keeps 34 digits, and an exact
         # half-cent must round the same way in both.
-        self.period_exact_closed = CALC.add(self.period_exact_closed, segment_exact(
-            self.principal_not_due, self.annual_rate, self.terms.day_count, self.segment_start,
-            through))
+        self.period_exact_closed = CALC.add(
+            self.period_exact_closed,
+            segment_exact(
+                self.principal_not_due,
+                self.annual_rate,
+                self.terms.day_count,
+                self.segment_start,
+                through,
+            ),
+        )
         self.segment_start = through
 
     def replace_future_installments(self, schedule: list[dict[str, Any]]) -> None:
         self.installments = self.billed() + [InstallmentState.from_dict(d) for d in schedule]
 
     def _close_if_settled(self, business_date: date) -> None:
-        if (self.principal_outstanding == 0 and self.arrears_due() == 0
-                and self.interest_accrued == 0 and not self.future()):
+        if (
+            self.principal_outstanding == 0
+            and self.arrears_due() == 0
+            and self.interest_accrued == 0
+            and not self.future()
+        ):
             self.trigger_event(self.Closed, business_date=business_date, reason="repaid")
 
     class Closed(Aggregate.Event):
@@ -531,50 +635,80 @@ class Loan(LoanPosition, Aggregate):
             loan.closed_on = self.business_date
 
     # ------------------------------------------------------------------------ restructure
-    def restructure(self, business_date: date, kind: RestructureKind, *,
-                    extend_months: int | None = None, new_term: int | None = None,
-                    new_annual_rate: Decimal | None = None,
-                    capitalize_arrears: bool = False) -> None:
+    def restructure(
+        self,
+        business_date: date,
+        kind: RestructureKind,
+        *,
+        extend_months: int | None = None,
+        new_term: int | None = None,
+        new_annual_rate: Decimal | None = None,
+        capitalize_arrears: bool = False,
+    ) -> None:
         self._check_active("restructure")
         self._check_not_before(business_date, self.last_event_date)
         plan = plan_restructure(
-            kind, business_date=business_date, terms=self.terms, annual_rate=self.annual_rate,
-            installments=self.installments, principal_not_due=self.principal_not_due,
-            principal_due=self.principal_due_unpaid(), interest_due=self.interest_due_unpaid(),
-            penalty=self.penalty_outstanding, fees=self.fees_outstanding,
-            extend_months=extend_months, new_term=new_term, new_annual_rate=new_annual_rate,
-            capitalize_arrears=capitalize_arrears)
+            kind,
+            business_date=business_date,
+            terms=self.terms,
+            annual_rate=self.annual_rate,
+            installments=self.installments,
+            principal_not_due=self.principal_not_due,
+            principal_due=self.principal_due_unpaid(),
+            interest_due=self.interest_due_unpaid(),
+            penalty=self.penalty_outstanding,
+            fees=self.fees_outstanding,
+            extend_months=extend_months,
+            new_term=new_term,
+            new_annual_rate=new_annual_rate,
+            capitalize_arrears=capitalize_arrears,
+        )
         self._check_restructured(plan)
         self.trigger_event(
-            self.Restructured, business_date=business_date, kind=str(kind),
-            annual_rate=plan.annual_rate, capitalized=plan.capitalized,
+            self.Restructured,
+            business_date=business_date,
+            kind=str(kind),
+            annual_rate=plan.annual_rate,
+            capitalized=plan.capitalized,
             capitalized_interest=plan.capitalized_interest,
             capitalized_penalty=plan.capitalized_penalty,
             capitalized_fees=plan.capitalized_fees,
             principal_due_reamortized=plan.principal_due,
             reamortized_principal=plan.reamortized_principal,
             new_schedule=_schedule_dicts(plan.schedule),
-            observation_until=business_date + timedelta(
-                days=self.terms.product.observation_days))
+            observation_until=business_date + timedelta(days=self.terms.product.observation_days),
+        )
         self._reclassify(business_date, self.dpd_on(business_date))
 
     def _check_restructured(self, plan: RestructurePlan) -> None:
         event = "Restructured"
-        parts = {"capitalized_interest": plan.capitalized_interest,
-                 "capitalized_penalty": plan.capitalized_penalty,
-                 "capitalized_fees": plan.capitalized_fees}
+        parts = {
+            "capitalized_interest": plan.capitalized_interest,
+            "capitalized_penalty": plan.capitalized_penalty,
+            "capitalized_fees": plan.capitalized_fees,
+        }
         outstanding, principal_due = plan.principal_outstanding, plan.principal_due
         check_not_negative(event, parts | {"principal_due_reamortized": principal_due})
         check_sum(event, "capitalized", plan.capitalized, parts)
-        check_sum(event, "reamortized_principal", plan.reamortized_principal, {
-            "principal outstanding": outstanding, "capitalized": plan.capitalized})
+        check_sum(
+            event,
+            "reamortized_principal",
+            plan.reamortized_principal,
+            {"principal outstanding": outstanding, "capitalized": plan.capitalized},
+        )
         if principal_due > outstanding:
             raise InvariantViolated(
                 f"{event}: principal_due_reamortized {principal_due} is more than the principal"
-                f" outstanding {outstanding}", field="principal_due_reamortized",
-                rule="part_of_principal")
-        check_sum(event, "reamortized_principal", plan.reamortized_principal,
-                  schedule_principal(plan.schedule))
+                f" outstanding {outstanding}",
+                field="principal_due_reamortized",
+                rule="part_of_principal",
+            )
+        check_sum(
+            event,
+            "reamortized_principal",
+            plan.reamortized_principal,
+            schedule_principal(plan.schedule),
+        )
 
     class Restructured(Aggregate.Event):
         TOPIC = "loan.Restructured"
@@ -598,7 +732,8 @@ class Loan(LoanPosition, Aggregate):
                     # Unpaid billed principal goes back into the re-amortized balance (and,
                     # capitalizing, unpaid interest too): the installment is closed so.
                     if inst.principal != inst.principal_paid or (
-                            self.capitalized and inst.interest != inst.interest_paid):
+                        self.capitalized and inst.interest != inst.interest_paid
+                    ):
                         inst.closed_by = closing
                     inst.principal = inst.principal_paid
                     if self.capitalized:
@@ -620,17 +755,29 @@ class Loan(LoanPosition, Aggregate):
     def write_off(self, business_date: date, reason: str) -> None:
         self._check_active("write off")
         self._check_not_before(business_date, self.last_event_date)
-        parts = {"principal": self.principal_outstanding,
-                 "principal_due": self.principal_due_unpaid(),
-                 "interest": self.interest_due_unpaid(), "accrued_interest": self.interest_accrued,
-                 "penalty": self.penalty_outstanding, "fees": self.fees_outstanding}
+        parts = {
+            "principal": self.principal_outstanding,
+            "principal_due": self.principal_due_unpaid(),
+            "interest": self.interest_due_unpaid(),
+            "accrued_interest": self.interest_accrued,
+            "penalty": self.penalty_outstanding,
+            "fees": self.fees_outstanding,
+        }
         check_not_negative("WrittenOff", parts)
         if parts["principal_due"] > parts["principal"]:
             raise InvariantViolated(
                 f"WrittenOff: principal_due {parts['principal_due']} is more than principal"
-                f" {parts['principal']}", field="principal_due", rule="part_of_principal")
-        self.trigger_event(self.WrittenOff, business_date=business_date, reason=reason,
-                           dpd=self.dpd_on(business_date), **parts)
+                f" {parts['principal']}",
+                field="principal_due",
+                rule="part_of_principal",
+            )
+        self.trigger_event(
+            self.WrittenOff,
+            business_date=business_date,
+            reason=reason,
+            dpd=self.dpd_on(business_date),
+            **parts,
+        )
 
     class WrittenOff(Aggregate.Event):
         TOPIC = "loan.WrittenOff"
@@ -654,9 +801,11 @@ class Loan(LoanPosition, Aggregate):
             loan.status = LoanStatus.WRITTEN_OFF
             loan.written_off_on = self.business_date
             loan.written_off = {
-                "principal": self.principal, "interest": self.interest,
+                "principal": self.principal,
+                "interest": self.interest,
                 "accrued_interest": self.accrued_interest,
-                "penalty": self.penalty, "fees": self.fees,
+                "penalty": self.penalty,
+                "fees": self.fees,
             }
             loan.principal_not_due = ZERO
             loan.interest_accrued = ZERO
@@ -672,17 +821,22 @@ class Loan(LoanPosition, Aggregate):
             dpd = loan.classification_dpd() if self.dpd is None else self.dpd
             loan.classification = classify(dpd, written_off=True, policy=loan.policy).as_dict()
 
-    def receive_recovery(self, business_date: date, amount: Decimal, currency: str,
-                         reference: str = "") -> None:
+    def receive_recovery(
+        self, business_date: date, amount: Decimal, currency: str, reference: str = ""
+    ) -> None:
         if self.status != LoanStatus.WRITTEN_OFF:
-            raise LoanNotActive(f"recoveries are only received on written-off loans; this loan"
-                                f" is {self.status}", field="loan_id", rule="written_off")
+            raise LoanNotActive(
+                f"recoveries are only received on written-off loans; this loan is {self.status}",
+                field="loan_id",
+                rule="written_off",
+            )
         self._check_currency(currency)
         self._check_not_before(business_date, self.last_event_date)
         amount = self.money_currency.check_amount(amount, field="amount")
         self._check_balance_limit("recovered", self.recovered + amount, "amount")
-        self.trigger_event(self.RecoveryReceived, business_date=business_date, amount=amount,
-                           reference=reference)
+        self.trigger_event(
+            self.RecoveryReceived, business_date=business_date, amount=amount, reference=reference
+        )
 
     class RecoveryReceived(Aggregate.Event):
         TOPIC = "loan.RecoveryReceived"
@@ -697,28 +851,40 @@ class Loan(LoanPosition, Aggregate):
     def _check_status(self, allowed: set[LoanStatus], action: str) -> None:
         if self.status not in allowed:
             wanted = " or ".join(sorted(str(s) for s in allowed))
-            raise InvalidTransition(f"cannot {action} a loan that is {self.status}; it must be"
-                                    f" {wanted}", field="loan_id", rule=f"status_{action}")
+            raise InvalidTransition(
+                f"cannot {action} a loan that is {self.status}; it must be {wanted}",
+                field="loan_id",
+                rule=f"status_{action}",
+            )
 
     def _check_active(self, action: str) -> None:
         if self.status != LoanStatus.ACTIVE:
-            raise LoanNotActive(f"cannot {action}: the loan is {self.status}, not active",
-                                field="loan_id", rule="loan_active")
+            raise LoanNotActive(
+                f"cannot {action}: the loan is {self.status}, not active",
+                field="loan_id",
+                rule="loan_active",
+            )
 
     def _check_currency(self, currency: str) -> None:
         if Currency.of(currency).code != self.currency:
-            raise CurrencyMismatch(f"payment currency {currency} does not match the loan"
-                                   f" currency {self.currency}", field="currency",
-                                   rule="loan_currency")
+            raise CurrencyMismatch(
+                f"payment currency {currency} does not match the loan currency {self.currency}",
+                field="currency",
+                rule="loan_currency",
+            )
 
     def _check_balance_limit(self, balance: str, after: Decimal, field: str) -> None:
         check_balance_limit(self.money_currency, balance, after, field)
 
     def _check_not_before(self, business_date: date, earliest: date | None) -> None:
         if earliest is not None and business_date < earliest:
-            raise InvalidDate(f"business_date {business_date} is before {earliest}, the last"
-                              f" date already booked on this loan", field="business_date",
-                              rule="not_backdated")
+            raise InvalidDate(
+                f"business_date {business_date} is before {earliest}, the last"
+                f" date already booked on this loan",
+                field="business_date",
+                rule="not_backdated",
+            )
+
 
 # The library registers pinned topics of nested *events* only; snapshots need it done by hand,
 # or a fresh process could not read a stored snapshot.

@@ -30,8 +30,9 @@ ZERO = Decimal(0)
 def check_not_negative(event: str, parts: dict[str, Decimal]) -> None:
     for name, value in parts.items():
         if value < 0:
-            raise InvariantViolated(f"{event}: {name} {value} is negative", field=name,
-                                    rule="non_negative")
+            raise InvariantViolated(
+                f"{event}: {name} {value} is negative", field=name, rule="non_negative"
+            )
 
 
 def check_sum(event: str, total_name: str, total: Decimal, parts: dict[str, Decimal]) -> None:
@@ -39,8 +40,11 @@ def check_sum(event: str, total_name: str, total: Decimal, parts: dict[str, Deci
     added = sum(parts.values(), ZERO)
     if added != total:
         listed = " + ".join(f"{name} {value}" for name, value in parts.items())
-        raise InvariantViolated(f"{event}: {listed} = {added}, not {total_name} {total}",
-                                field=total_name, rule="parts_sum_to_total")
+        raise InvariantViolated(
+            f"{event}: {listed} = {added}, not {total_name} {total}",
+            field=total_name,
+            rule="parts_sum_to_total",
+        )
 
 
 def schedule_principal(schedule: list[Installment]) -> dict[str, Decimal]:
@@ -48,8 +52,9 @@ def schedule_principal(schedule: list[Installment]) -> dict[str, Decimal]:
     return {"schedule principal": sum((i.principal for i in schedule), ZERO)}
 
 
-def check_allocation(event: str, amount: Decimal, allocation: dict[str, Any],
-                     rest: dict[str, Decimal]) -> None:
+def check_allocation(
+    event: str, amount: Decimal, allocation: dict[str, Any], rest: dict[str, Decimal]
+) -> None:
     """A repayment's stored allocation: its lines add up to its per-component totals, its
     remainder is ``rest`` (accrued interest paid, prepaid principal, overpayment), and the
     components plus ``rest`` are the amount received; no part is negative."""
@@ -59,7 +64,9 @@ def check_allocation(event: str, amount: Decimal, allocation: dict[str, Any],
         if value < 0:
             raise InvariantViolated(
                 f"{event}: allocation line {line['component']} {value} is negative",
-                field="allocation", rule="non_negative")
+                field="allocation",
+                rule="non_negative",
+            )
         by_component[line["component"]] += value
     totals = {c: Decimal(allocation[c]) for c in COMPONENTS}
     for c in COMPONENTS:
@@ -77,4 +84,7 @@ def check_balance_limit(currency: Currency, balance: str, after: Decimal, field:
     if after > limit:
         raise InvalidAmount(
             f"{balance} would be {after:,f} {currency.code}, above the largest balance a"
-            f" loan may hold, {limit:,f} {currency.code}", field=field, rule="balance_limit")
+            f" loan may hold, {limit:,f} {currency.code}",
+            field=field,
+            rule="balance_limit",
+        )

@@ -104,8 +104,12 @@ class LoanPosition:
         return base
 
     def arrears_due(self) -> Decimal:
-        return (self.principal_due_unpaid() + self.interest_due_unpaid()
-                + self.penalty_outstanding + self.fees_outstanding)
+        return (
+            self.principal_due_unpaid()
+            + self.interest_due_unpaid()
+            + self.penalty_outstanding
+            + self.fees_outstanding
+        )
 
     def oldest_unpaid_due_date(self) -> date | None:
         for inst in self.billed():
@@ -146,14 +150,32 @@ class LoanPosition:
         assert self.segment_start is not None
         terms = self.terms
         return unbilled_target(
-            period_exact(self.period_exact_closed, self.principal_not_due, self.annual_rate,
-                         terms.day_count, self.segment_start, day),
-            terms.money_currency, terms.product.rounding, self.interest_settled_in_period)
+            period_exact(
+                self.period_exact_closed,
+                self.principal_not_due,
+                self.annual_rate,
+                terms.day_count,
+                self.segment_start,
+                day,
+            ),
+            terms.money_currency,
+            terms.product.rounding,
+            self.interest_settled_in_period,
+        )
 
     @property
     def last_event_date(self) -> date:
-        dates = [d for d in (self.applied_on, self.approved_on, self.disbursed_on,
-                             self.last_closed_on, self.accrued_through, self.written_off_on,
-                             self.closed_on) if d is not None]
+        dates = [
+            d
+            for d in (
+                self.applied_on,
+                self.approved_on,
+                self.disbursed_on,
+                self.last_closed_on,
+                self.accrued_through,
+                self.written_off_on,
+                self.closed_on,
+            )
+            if d is not None
+        ]
         return max(dates)
-

@@ -40,8 +40,9 @@ class RepaymentPlan:
     new_schedule: list[Installment] | None  # None: unchanged; [] when paid off
 
 
-def due_items(billed: Sequence[InstallmentState], penalty: Decimal, fees: Decimal,
-              oldest: date) -> list[DueItem]:
+def due_items(
+    billed: Sequence[InstallmentState], penalty: Decimal, fees: Decimal, oldest: date
+) -> list[DueItem]:
     """What a payment may settle before anything else: penalty and fees (dated ``oldest``,
     the oldest unpaid due date), then each billed installment's unpaid interest and
     principal."""
@@ -52,17 +53,26 @@ def due_items(billed: Sequence[InstallmentState], penalty: Decimal, fees: Decima
         items.append(DueItem(Component.FEES, oldest, fees))
     for inst in billed:
         if inst.interest_unpaid > 0:
-            items.append(DueItem(Component.INTEREST, inst.due_date, inst.interest_unpaid,
-                                 inst.number))
+            items.append(
+                DueItem(Component.INTEREST, inst.due_date, inst.interest_unpaid, inst.number)
+            )
         if inst.principal_unpaid > 0:
-            items.append(DueItem(Component.PRINCIPAL, inst.due_date, inst.principal_unpaid,
-                                 inst.number))
+            items.append(
+                DueItem(Component.PRINCIPAL, inst.due_date, inst.principal_unpaid, inst.number)
+            )
     return items
 
 
-def plan_repayment(amount: Decimal, items: Sequence[DueItem], *, principal_not_due: Decimal,
-                   interest_accrued: Decimal, future: Sequence[InstallmentState],
-                   annual_rate: Decimal, terms: LoanTerms) -> RepaymentPlan:
+def plan_repayment(
+    amount: Decimal,
+    items: Sequence[DueItem],
+    *,
+    principal_not_due: Decimal,
+    interest_accrued: Decimal,
+    future: Sequence[InstallmentState],
+    annual_rate: Decimal,
+    terms: LoanTerms,
+) -> RepaymentPlan:
     """Split ``amount`` over ``items`` (what is billed), then over the interest accrued and
     the principal not yet due; ``future`` are the installments not yet due, rebuilt after a
     prepayment."""
@@ -81,14 +91,13 @@ def plan_repayment(amount: Decimal, items: Sequence[DueItem], *, principal_not_d
         accrued_paid = min(remainder, interest_accrued)
         prepaid = remainder - accrued_paid
         if prepaid:
-            new_schedule = rebuilt_schedule(future, principal_not_due - prepaid,
-                                            annual_rate, terms)
-    return RepaymentPlan(allocation, accrued_paid, prepaid, overpayment, pays_off,
-                         new_schedule)
+            new_schedule = rebuilt_schedule(future, principal_not_due - prepaid, annual_rate, terms)
+    return RepaymentPlan(allocation, accrued_paid, prepaid, overpayment, pays_off, new_schedule)
 
 
-def rebuilt_schedule(future: Sequence[InstallmentState], principal: Decimal,
-                     annual_rate: Decimal, terms: LoanTerms) -> list[Installment]:
+def rebuilt_schedule(
+    future: Sequence[InstallmentState], principal: Decimal, annual_rate: Decimal, terms: LoanTerms
+) -> list[Installment]:
     """The installments not yet due, rebuilt for ``principal`` after a prepayment on the same
     due dates: the same installment (``shorten_term``: the term is then an upper bound) or the
     same number of months (``lower_installment``)."""
@@ -97,10 +106,21 @@ def rebuilt_schedule(future: Sequence[InstallmentState], principal: Decimal,
     fixed: Decimal | None = None
     if terms.product.prepayment == PrepaymentOption.SHORTEN_TERM:
         first = future[0]
-        fixed = (first.principal if terms.method == AmortizationMethod.EQUAL_PRINCIPAL
-                 else first.principal + first.interest)
+        fixed = (
+            first.principal
+            if terms.method == AmortizationMethod.EQUAL_PRINCIPAL
+            else first.principal + first.interest
+        )
     return build_schedule(
-        principal=principal, annual_rate=annual_rate, term=len(future),
-        method=terms.method, day_count=terms.day_count, start_date=future[0].start_date,
-        first_due=future[0].due_date, currency=terms.money_currency,
-        rounding=terms.product.rounding, fixed_payment=fixed, first_number=future[0].number)
+        principal=principal,
+        annual_rate=annual_rate,
+        term=len(future),
+        method=terms.method,
+        day_count=terms.day_count,
+        start_date=future[0].start_date,
+        first_due=future[0].due_date,
+        currency=terms.money_currency,
+        rounding=terms.product.rounding,
+        fixed_payment=fixed,
+        first_number=future[0].number,
+    )

@@ -67,9 +67,12 @@ class LoanLedger(EventStore):
         after the idempotency lookup: a retry returns its first outcome whatever it says)."""
         limit = self.settings.max_amount(currency)
         if amount > limit:
-            raise InvalidAmount(f"{field} {amount} is above the maximum amount {limit:,f}"
-                                f" {currency} (LEDGER_MAX_AMOUNTS)", field=field,
-                                rule="max_amount")
+            raise InvalidAmount(
+                f"{field} {amount} is above the maximum amount {limit:,f}"
+                f" {currency} (LEDGER_MAX_AMOUNTS)",
+                field=field,
+                rule="max_amount",
+            )
 
     # ----------------------------------------------------------------- commands
     def execute(self, command: c.Command) -> dict[str, Any]:
@@ -90,11 +93,20 @@ class LoanLedger(EventStore):
                 overrides["prepayment"] = PrepaymentOption(cmd.prepayment)
             product = replace(defaults, **overrides) if overrides else defaults
             self._check_amount(cmd.currency, cmd.principal, "principal")
-            terms = LoanTerms.create(principal=cmd.principal, currency=cmd.currency,
-                                     annual_rate=cmd.annual_rate, term=cmd.term,
-                                     method=cmd.method, day_count=cmd.day_count, product=product)
-            return [Loan.apply_for(borrower_id=cmd.borrower_id, terms=terms, business_date=on,
-                                   loan_id=cmd.loan_id)]
+            terms = LoanTerms.create(
+                principal=cmd.principal,
+                currency=cmd.currency,
+                annual_rate=cmd.annual_rate,
+                term=cmd.term,
+                method=cmd.method,
+                day_count=cmd.day_count,
+                product=product,
+            )
+            return [
+                Loan.apply_for(
+                    borrower_id=cmd.borrower_id, terms=terms, business_date=on, loan_id=cmd.loan_id
+                )
+            ]
 
         return self._run(cmd, decide)
 
@@ -108,35 +120,57 @@ class LoanLedger(EventStore):
         return self._on_loan(cmd, lambda loan, on: loan.withdraw(on, cmd.reason), catch_up=False)
 
     def disburse_loan(self, cmd: c.DisburseLoan) -> dict[str, Any]:
-        return self._on_loan(cmd, lambda loan, on: loan.disburse(on, cmd.first_due),
-                             catch_up=False)
+        return self._on_loan(cmd, lambda loan, on: loan.disburse(on, cmd.first_due), catch_up=False)
 
     def receive_repayment(self, cmd: c.ReceiveRepayment) -> dict[str, Any]:
-        return self._on_loan(cmd, lambda loan, on: loan.receive_repayment(
-            on, cmd.amount, cmd.currency, cmd.reference), amount=cmd.amount)
+        return self._on_loan(
+            cmd,
+            lambda loan, on: loan.receive_repayment(on, cmd.amount, cmd.currency, cmd.reference),
+            amount=cmd.amount,
+        )
 
     def charge_fee(self, cmd: c.ChargeFee) -> dict[str, Any]:
-        return self._on_loan(cmd, lambda loan, on: loan.charge_fee(on, cmd.amount, cmd.kind),
-                             amount=cmd.amount)
+        return self._on_loan(
+            cmd, lambda loan, on: loan.charge_fee(on, cmd.amount, cmd.kind), amount=cmd.amount
+        )
 
     def restructure_loan(self, cmd: c.RestructureLoan) -> dict[str, Any]:
-        return self._on_loan(cmd, lambda loan, on: loan.restructure(
-            on, cmd.kind, extend_months=cmd.extend_months, new_term=cmd.new_term,
-            new_annual_rate=cmd.new_annual_rate, capitalize_arrears=cmd.capitalize_arrears))
+        return self._on_loan(
+            cmd,
+            lambda loan, on: loan.restructure(
+                on,
+                cmd.kind,
+                extend_months=cmd.extend_months,
+                new_term=cmd.new_term,
+                new_annual_rate=cmd.new_annual_rate,
+                capitalize_arrears=cmd.capitalize_arrears,
+            ),
+        )
 
     def write_off_loan(self, cmd: c.WriteOffLoan) -> dict[str, Any]:
         return self._on_loan(cmd, lambda loan, on: loan.write_off(on, cmd.reason))
 
     def receive_recovery(self, cmd: c.ReceiveRecovery) -> dict[str, Any]:
-        return self._on_loan(cmd, lambda loan, on: loan.receive_recovery(
-            on, cmd.amount, cmd.currency, cmd.reference), catch_up=False, amount=cmd.amount)
+        return self._on_loan(
+            cmd,
+            lambda loan, on: loan.receive_recovery(on, cmd.amount, cmd.currency, cmd.reference),
+            catch_up=False,
+            amount=cmd.amount,
+        )
 
     def file_complaint(self, cmd: c.FileComplaint) -> dict[str, Any]:
         def decide(on: date) -> list[Aggregate]:
             loan = self.get_loan(cmd.loan_id)
-            return [Complaint.file(loan_id=loan.id, borrower_id=loan.borrower_id,
-                                   category=cmd.category, description=cmd.description,
-                                   business_date=on, complaint_id=cmd.complaint_id)]
+            return [
+                Complaint.file(
+                    loan_id=loan.id,
+                    borrower_id=loan.borrower_id,
+                    category=cmd.category,
+                    description=cmd.description,
+                    business_date=on,
+                    complaint_id=cmd.complaint_id,
+                )
+            ]
 
         return self._run(cmd, decide)
 
@@ -153,16 +187,18 @@ class LoanLedger(EventStore):
         return self._on_complaint(cmd, lambda x, on: x.reopen(on, cmd.reason))
 
     # ------------------------------------------------------------------ queries
-    def get_loan(self, loan_id: UUID, *, version: int | None = None,
-                 as_of: date | None = None) -> Loan:
+    def get_loan(
+        self, loan_id: UUID, *, version: int | None = None, as_of: date | None = None
+    ) -> Loan:
         if as_of is not None:
             self.clock.check_as_of(as_of)
             version = self._version_as_of(loan_id, as_of)
         try:
             loan = self.repository.get(loan_id, version=version, projector_func=project)
         except AggregateNotFoundError:
-            raise LoanNotFound(f"no loan with id {loan_id}", field="loan_id",
-                               rule="exists") from None
+            raise LoanNotFound(
+                f"no loan with id {loan_id}", field="loan_id", rule="exists"
+            ) from None
         if not isinstance(loan, Loan):
             raise LoanNotFound(f"{loan_id} is not a loan", field="loan_id", rule="exists")
         return loan
@@ -171,11 +207,13 @@ class LoanLedger(EventStore):
         try:
             complaint = self.repository.get(complaint_id, projector_func=project)
         except AggregateNotFoundError:
-            raise ComplaintNotFound(f"no complaint with id {complaint_id}",
-                                    field="complaint_id", rule="exists") from None
+            raise ComplaintNotFound(
+                f"no complaint with id {complaint_id}", field="complaint_id", rule="exists"
+            ) from None
         if not isinstance(complaint, Complaint):
-            raise ComplaintNotFound(f"{complaint_id} is not a complaint",
-                                    field="complaint_id", rule="exists")
+            raise ComplaintNotFound(
+                f"{complaint_id} is not a complaint", field="complaint_id", rule="exists"
+            )
         return complaint
 
     def loan_history(self, loan_id: UUID) -> list[Any]:
@@ -191,17 +229,25 @@ class LoanLedger(EventStore):
                 break
             version = int(event.originator_version)
         if version is None:
-            raise LoanNotFound(f"loan {loan_id} did not exist on {as_of}", field="as_of",
-                               rule="exists_on_date")
+            raise LoanNotFound(
+                f"loan {loan_id} did not exist on {as_of}", field="as_of", rule="exists_on_date"
+            )
         return version
 
-    def loan_ids(self, status: str | None = None, *, after: str = "",
-                 limit: int | None = None) -> list[UUID]:
+    def loan_ids(
+        self, status: str | None = None, *, after: str = "", limit: int | None = None
+    ) -> list[UUID]:
         return directory.loan_ids(self.engine, status, after=after, limit=limit)
 
     # ----------------------------------------------------------------- plumbing
-    def _on_loan(self, cmd: c.LoanCommand, action: Callable[[Loan, date], None], *,
-                 catch_up: bool = True, amount: Decimal | None = None) -> dict[str, Any]:
+    def _on_loan(
+        self,
+        cmd: c.LoanCommand,
+        action: Callable[[Loan, date], None],
+        *,
+        catch_up: bool = True,
+        amount: Decimal | None = None,
+    ) -> dict[str, Any]:
         def decide(on: date) -> list[Aggregate]:
             loan = self.get_loan(cmd.loan_id)
             if amount is not None:
@@ -213,8 +259,9 @@ class LoanLedger(EventStore):
 
         return self._run(cmd, decide)
 
-    def _on_complaint(self, cmd: c.ComplaintCommand,
-                      action: Callable[[Complaint, date], None]) -> dict[str, Any]:
+    def _on_complaint(
+        self, cmd: c.ComplaintCommand, action: Callable[[Complaint, date], None]
+    ) -> dict[str, Any]:
         def decide(on: date) -> list[Aggregate]:
             complaint = self.get_complaint(cmd.complaint_id)
             action(complaint, on)
@@ -258,8 +305,10 @@ class LoanLedger(EventStore):
                 self._check_new_ids(created)
         raise ConcurrencyConflict(
             f"the aggregate kept changing under {self.settings.command_retries} attempts;"
-            " retry later with the same idempotency key", field="idempotency_key",
-            rule="concurrent_modification")
+            " retry later with the same idempotency key",
+            field="idempotency_key",
+            rule="concurrent_modification",
+        )
 
     def _check_new_ids(self, created: Sequence[Aggregate]) -> None:
         """A failed insert of aggregates this command created: is one's id already taken?"""
@@ -268,8 +317,11 @@ class LoanLedger(EventStore):
                 what = "loan" if isinstance(aggregate, Loan) else "complaint"
                 raise AlreadyExists(
                     f"{what}_id {aggregate.id} already exists: a new {what} needs a new id"
-                    " (or omit it to have one assigned)", field=f"{what}_id",
-                    rule="unique_id")
+                    " (or omit it to have one assigned)",
+                    field=f"{what}_id",
+                    rule="unique_id",
+                )
+
 
 class _DayClosed(Exception):
     """End of day closed the command's business day before the command committed."""

@@ -36,23 +36,26 @@ def parse_line(text: str) -> Any:
     except json.JSONDecodeError as e:
         cut = e.pos >= len(text) or e.msg.startswith("Unterminated")
         truncated = " (the line ends too early: is it cut off?)" if cut else ""
-        raise ValidationError(f"not valid JSON at column {e.colno}: {e.msg}{truncated}",
-                              field="line", rule="json") from None
+        raise ValidationError(
+            f"not valid JSON at column {e.colno}: {e.msg}{truncated}", field="line", rule="json"
+        ) from None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for key, value in pairs:
         if key in data:
-            raise ValidationError(f"{key} is given twice in one command", field=key,
-                                  rule="duplicate_key")
+            raise ValidationError(
+                f"{key} is given twice in one command", field=key, rule="duplicate_key"
+            )
         data[key] = value
     return data
 
 
 def _no_constant(name: str) -> Any:
-    raise ValidationError(f"{name} is not a JSON value; amounts are decimal strings",
-                          field="line", rule="json")
+    raise ValidationError(
+        f"{name} is not a JSON value; amounts are decimal strings", field="line", rule="json"
+    )
 
 
 def run_batch(ledger: Any, lines: Lines, out: IO[str]) -> Counter[str]:
@@ -68,14 +71,25 @@ def run_batch(ledger: Any, lines: Lines, out: IO[str]) -> Counter[str]:
             out.write(json.dumps({"line": number, "ok": True, **result}) + "\n")
         except LedgerError as e:
             failures[e.kind] += 1
-            out.write(json.dumps({"line": number, "ok": False, **e.as_dict()},
-                                 ensure_ascii=False) + "\n")
+            out.write(
+                json.dumps({"line": number, "ok": False, **e.as_dict()}, ensure_ascii=False) + "\n"
+            )
         except OperationalError:
             raise
         except Exception as e:  # a bug: reported on its line, the batch goes on
             failures["failed"] += 1
-            out.write(json.dumps({"line": number, "ok": False, "error": type(e).__name__,
-                                  "field": None, "rule": "internal",
-                                  "message": f"internal error: {e}"}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "line": number,
+                        "ok": False,
+                        "error": type(e).__name__,
+                        "field": None,
+                        "rule": "internal",
+                        "message": f"internal error: {e}",
+                    }
+                )
+                + "\n"
+            )
         out.flush()
     return failures

@@ -56,20 +56,28 @@ class BusinessClock:
             raise InvalidDate(
                 f"business_date {given} is in a closed business day (closed through {closed});"
                 f" the open business day is {open_day}",
-                field="business_date", rule="not_in_closed_day")
+                field="business_date",
+                rule="not_in_closed_day",
+            )
         if given > open_day:
             raise InvalidDate(
                 f"business_date {given} is after the open business day {open_day}: a command"
-                " cannot be dated in the future", field="business_date", rule="not_in_future")
+                " cannot be dated in the future",
+                field="business_date",
+                rule="not_in_future",
+            )
         return given
 
     def check_as_of(self, as_of: date, field: str = "as_of") -> None:
         """An as-of query may ask for any day up to the open business day, not later."""
         open_day = self.open_day()
         if as_of > open_day:
-            raise InvalidDate(f"{field} {as_of} is after the open business day {open_day}:"
-                              " there is no state of the future to show", field=field,
-                              rule="not_in_future")
+            raise InvalidDate(
+                f"{field} {as_of} is after the open business day {open_day}:"
+                " there is no state of the future to show",
+                field=field,
+                rule="not_in_future",
+            )
 
     @staticmethod
     def closed_meanwhile(session: Session, on: date) -> bool:

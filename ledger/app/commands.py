@@ -150,19 +150,40 @@ class ReopenComplaint(ComplaintCommand):
 
 
 COMMANDS: tuple[type[Command], ...] = (
-    ApplyForLoan, ApproveLoan, RejectLoan, WithdrawApplication, DisburseLoan,
-    ReceiveRepayment, ChargeFee, RestructureLoan, WriteOffLoan, ReceiveRecovery,
-    FileComplaint, AcknowledgeComplaint, EscalateComplaint, ResolveComplaint,
+    ApplyForLoan,
+    ApproveLoan,
+    RejectLoan,
+    WithdrawApplication,
+    DisburseLoan,
+    ReceiveRepayment,
+    ChargeFee,
+    RestructureLoan,
+    WriteOffLoan,
+    ReceiveRecovery,
+    FileComplaint,
+    AcknowledgeComplaint,
+    EscalateComplaint,
+    ResolveComplaint,
     ReopenComplaint,
 )
 #: ``type`` tag -> command class.
-BY_TYPE: dict[str, type[Command]] = {
-    cls.model_fields["type"].default: cls for cls in COMMANDS}
+BY_TYPE: dict[str, type[Command]] = {cls.model_fields["type"].default: cls for cls in COMMANDS}
 
 AnyCommand = Annotated[
-    ApplyForLoan | ApproveLoan | RejectLoan | WithdrawApplication | DisburseLoan
-    | ReceiveRepayment | ChargeFee | RestructureLoan | WriteOffLoan | ReceiveRecovery
-    | FileComplaint | AcknowledgeComplaint | EscalateComplaint | ResolveComplaint
+    ApplyForLoan
+    | ApproveLoan
+    | RejectLoan
+    | WithdrawApplication
+    | DisburseLoan
+    | ReceiveRepayment
+    | ChargeFee
+    | RestructureLoan
+    | WriteOffLoan
+    | ReceiveRecovery
+    | FileComplaint
+    | AcknowledgeComplaint
+    | EscalateComplaint
+    | ResolveComplaint
     | ReopenComplaint,
     Field(discriminator="type"),
 ]
@@ -173,18 +194,32 @@ def parse_command(data: Any) -> Command:
     """Parse one command (a JSON object with a ``type``); failures become ValidationError
     naming the first offending field and rule."""
     if not isinstance(data, dict):
-        kind = {list: "a JSON array", str: "a JSON string", bool: "a JSON boolean",
-                int: "a JSON number", float: "a JSON number", type(None): "null"}.get(
-            type(data), type(data).__name__)
-        raise ValidationError(f"a command must be a JSON object ({{\"type\": …}}), not {kind}",
-                              field="command", rule="json_object")
+        kind = {
+            list: "a JSON array",
+            str: "a JSON string",
+            bool: "a JSON boolean",
+            int: "a JSON number",
+            float: "a JSON number",
+            type(None): "null",
+        }.get(type(data), type(data).__name__)
+        raise ValidationError(
+            f'a command must be a JSON object ({{"type": …}}), not {kind}',
+            field="command",
+            rule="json_object",
+        )
     tag = data.get("type")
     if tag is None:
-        raise ValidationError("type is required: the command's name, one of "
-                              + ", ".join(BY_TYPE), field="type", rule="required")
+        raise ValidationError(
+            "type is required: the command's name, one of " + ", ".join(BY_TYPE),
+            field="type",
+            rule="required",
+        )
     if not isinstance(tag, str) or tag not in BY_TYPE:
-        raise ValidationError(f"unknown command type {shown(tag)}; expected one of "
-                              + ", ".join(BY_TYPE), field="type", rule="command_type")
+        raise ValidationError(
+            f"unknown command type {shown(tag)}; expected one of " + ", ".join(BY_TYPE),
+            field="type",
+            rule="command_type",
+        )
     try:
         command: Command = _adapter.validate_python(data)
     except PydanticValidationError as exc:
@@ -220,8 +255,11 @@ def as_ledger_error(exc: PydanticValidationError) -> ValidationError:
         return ctx_error
     kind = first["type"]
     if kind == "string_too_long":
-        return ValidationError(f"{field} is longer than {ctx.get('max_length')} characters",
-                               field=field, rule="max_length")
+        return ValidationError(
+            f"{field} is longer than {ctx.get('max_length')} characters",
+            field=field,
+            rule="max_length",
+        )
     rule, expected = _EXPECTED.get(kind, (kind, first["msg"].lower()))
     if kind in ("literal_error", "enum"):
         expected = f"{expected} {ctx.get('expected', '')}".strip()

@@ -29,8 +29,7 @@ from domain.loan.state import LoanStatus, RestructureKind
 from ledger.app import commands as c
 
 ONE_DAY = timedelta(days=1)
-PROFILES = (("on_time", 55), ("late", 15), ("defaulter", 12), ("prepayer", 13),
-            ("struggler", 5))
+PROFILES = (("on_time", 55), ("late", 15), ("defaulter", 12), ("prepayer", 13), ("struggler", 5))
 
 
 @dataclass
@@ -95,9 +94,13 @@ class Demo:
         weights = [weight for _, weight in PROFILES]
         for n in range(loans):
             profile = self.rng.choices(names, weights)[0]
-            b = Borrower(loan_id=self.uuid(), borrower_id=f"B{n + 1:05d}", profile=profile,
-                         originate_on=self.start + timedelta(days=self.rng.randrange(window)),
-                         currency="CNY")
+            b = Borrower(
+                loan_id=self.uuid(),
+                borrower_id=f"B{n + 1:05d}",
+                profile=profile,
+                originate_on=self.start + timedelta(days=self.rng.randrange(window)),
+                currency="CNY",
+            )
             if profile == "defaulter":
                 b.stop_after = self.rng.randrange(0, 2)
             elif profile == "late":
@@ -116,22 +119,37 @@ class Demo:
         term = rng.choice((6, 12, 12, 24, 36))
         method = rng.choice(("annuity", "annuity", "equal_principal"))
         principal = Decimal(rng.randrange(20, 500) * 1000)
-        rate = Decimal(rng.choice(("0.0435", "0.0650", "0.0880", "0.1200", "0.1500",
-                                   "0.1800")))
-        applied = self.send(c.ApplyForLoan(
-            idempotency_key=self.key(), business_date=today, loan_id=b.loan_id,
-            borrower_id=b.borrower_id, principal=principal, currency=b.currency,
-            annual_rate=rate, term=term, method=method, day_count="ACT/365F"))
+        rate = Decimal(rng.choice(("0.0435", "0.0650", "0.0880", "0.1200", "0.1500", "0.1800")))
+        applied = self.send(
+            c.ApplyForLoan(
+                idempotency_key=self.key(),
+                business_date=today,
+                loan_id=b.loan_id,
+                borrower_id=b.borrower_id,
+                principal=principal,
+                currency=b.currency,
+                annual_rate=rate,
+                term=term,
+                method=method,
+                day_count="ACT/365F",
+            )
+        )
         if applied is None:
             return
         if rng.random() < 0.03:  # a few applications never become loans
-            self.send(c.RejectLoan(idempotency_key=self.key(), business_date=today,
-                                   loan_id=b.loan_id, reason="affordability"))
+            self.send(
+                c.RejectLoan(
+                    idempotency_key=self.key(),
+                    business_date=today,
+                    loan_id=b.loan_id,
+                    reason="affordability",
+                )
+            )
             return
-        self.send(c.ApproveLoan(idempotency_key=self.key(), business_date=today,
-                                loan_id=b.loan_id))
-        self.send(c.DisburseLoan(idempotency_key=self.key(), business_date=today,
-                                 loan_id=b.loan_id))
+        self.send(c.ApproveLoan(idempotency_key=self.key(), business_date=today, loan_id=b.loan_id))
+        self.send(
+            c.DisburseLoan(idempotency_key=self.key(), business_date=today, loan_id=b.loan_id)
+        )
 
     # ------------------------------------------------------------------ a day
     def act(self, b: Borrower, today: date) -> None:
@@ -147,19 +165,40 @@ class Demo:
             self._learn_schedule(b)
             return
         missed = b.first_missed
-        if (b.profile == "struggler" and not b.restructured and missed
-                and (today - missed).days >= 25):
+        if (
+            b.profile == "struggler"
+            and not b.restructured
+            and missed
+            and (today - missed).days >= 25
+        ):
             b.restructured, b.stop_after = True, 99
-            self.send(c.RestructureLoan(idempotency_key=self.key(), business_date=today,
-                                        loan_id=b.loan_id, kind=RestructureKind.EXTENSION,
-                                        extend_months=6, capitalize_arrears=True))
+            self.send(
+                c.RestructureLoan(
+                    idempotency_key=self.key(),
+                    business_date=today,
+                    loan_id=b.loan_id,
+                    kind=RestructureKind.EXTENSION,
+                    extend_months=6,
+                    capitalize_arrears=True,
+                )
+            )
             self._learn_schedule(b)
             return
-        if (b.profile == "defaulter" and self.written_off is None and missed
-                and (today - missed).days > 60):
+        if (
+            b.profile == "defaulter"
+            and self.written_off is None
+            and missed
+            and (today - missed).days > 60
+        ):
             self.written_off = b.loan_id
-            self.send(c.WriteOffLoan(idempotency_key=self.key(), business_date=today,
-                                     loan_id=b.loan_id, reason="uncollectible after 60 DPD"))
+            self.send(
+                c.WriteOffLoan(
+                    idempotency_key=self.key(),
+                    business_date=today,
+                    loan_id=b.loan_id,
+                    reason="uncollectible after 60 DPD",
+                )
+            )
             b.due_dates.clear()
             return
         if today in b.due_dates:
@@ -191,37 +230,59 @@ class Demo:
             return None
 
     def _pay_arrears(self, b: Borrower, loan: Loan, today: date) -> None:
-        due = loan.arrears_due() + sum((i.total for i in loan.future()
-                                        if i.due_date == today), Decimal(0))
+        due = loan.arrears_due() + sum(
+            (i.total for i in loan.future() if i.due_date == today), Decimal(0)
+        )
         if due > 0:
-            self.send(c.ReceiveRepayment(idempotency_key=self.key(), business_date=today,
-                                         loan_id=b.loan_id, amount=due, currency=b.currency,
-                                         reference="demo"))
+            self.send(
+                c.ReceiveRepayment(
+                    idempotency_key=self.key(),
+                    business_date=today,
+                    loan_id=b.loan_id,
+                    amount=due,
+                    currency=b.currency,
+                    reference="demo",
+                )
+            )
 
     def _prepay(self, b: Borrower, loan: Loan, today: date) -> None:
         payoff = loan.payoff_amount(today)
         full = self.rng.random() < 0.5
         amount = payoff if full else (payoff * Decimal("0.4")).quantize(Decimal("0.01"))
-        self.send(c.ReceiveRepayment(idempotency_key=self.key(), business_date=today,
-                                     loan_id=b.loan_id, amount=amount, currency=b.currency,
-                                     reference="prepayment"))
+        self.send(
+            c.ReceiveRepayment(
+                idempotency_key=self.key(),
+                business_date=today,
+                loan_id=b.loan_id,
+                amount=amount,
+                currency=b.currency,
+                reference="prepayment",
+            )
+        )
 
     def complaints_today(self, today: date) -> None:
         still_open = []
         for loan_id, filed in self.complaints:
             if filed == today:
-                result = self.send(c.FileComplaint(
-                    idempotency_key=self.key(), business_date=today, loan_id=loan_id,
-                    complaint_id=self.uuid(),
-                    category=self.rng.choice(("billing", "collection_practice",
-                                              "interest_calculation")),
-                    description="borrower disputes the amount due"))
+                result = self.send(
+                    c.FileComplaint(
+                        idempotency_key=self.key(),
+                        business_date=today,
+                        loan_id=loan_id,
+                        complaint_id=self.uuid(),
+                        category=self.rng.choice(
+                            ("billing", "collection_practice", "interest_calculation")
+                        ),
+                        description="borrower disputes the amount due",
+                    )
+                )
                 if result:
                     still_open.append((UUID(result["aggregate_id"]), today))
             else:
                 still_open.append((loan_id, filed))
         self.complaints = [x for x in still_open if x[1] != today] + [
-            x for x in still_open if x[1] == today]
+            x for x in still_open if x[1] == today
+        ]
         self._progress_complaints(today)
 
     def _progress_complaints(self, today: date) -> None:
@@ -230,39 +291,71 @@ class Demo:
             if filed == today or not self._is_complaint(complaint_id):
                 continue
             if age == 1:
-                self.send(c.AcknowledgeComplaint(idempotency_key=self.key(),
-                                                 business_date=today,
-                                                 complaint_id=complaint_id, handler="ops-team"))
+                self.send(
+                    c.AcknowledgeComplaint(
+                        idempotency_key=self.key(),
+                        business_date=today,
+                        complaint_id=complaint_id,
+                        handler="ops-team",
+                    )
+                )
             elif age == 5 and self.rng.random() < 0.3:
-                self.send(c.EscalateComplaint(idempotency_key=self.key(), business_date=today,
-                                              complaint_id=complaint_id,
-                                              reason="borrower unsatisfied"))
+                self.send(
+                    c.EscalateComplaint(
+                        idempotency_key=self.key(),
+                        business_date=today,
+                        complaint_id=complaint_id,
+                        reason="borrower unsatisfied",
+                    )
+                )
             elif age == 10 and self.rng.random() < 0.8:
-                self.send(c.ResolveComplaint(idempotency_key=self.key(), business_date=today,
-                                             complaint_id=complaint_id,
-                                             resolution="fee waived and explained"))
+                self.send(
+                    c.ResolveComplaint(
+                        idempotency_key=self.key(),
+                        business_date=today,
+                        complaint_id=complaint_id,
+                        resolution="fee waived and explained",
+                    )
+                )
 
     def _is_complaint(self, aggregate_id: UUID) -> bool:
         return not any(b.loan_id == aggregate_id for b in self.borrowers)
 
     def recover(self, today: date) -> None:
         if self.written_off is not None:
-            self.send(c.ReceiveRecovery(idempotency_key=self.key(), business_date=today,
-                                        loan_id=self.written_off, amount=Decimal("1500.00"),
-                                        currency="CNY", reference="collection agency"))
+            self.send(
+                c.ReceiveRecovery(
+                    idempotency_key=self.key(),
+                    business_date=today,
+                    loan_id=self.written_off,
+                    amount=Decimal("1500.00"),
+                    currency="CNY",
+                    reference="collection agency",
+                )
+            )
 
 
 class DemoNeedsAppend(StateConflict):
     """The ledger already holds loans and the demo was not asked to add to them."""
 
 
-def run_demo(ledger: DemoLedger, *, loans: int, days: int, seed: int, start: date | None = None,
-             append: bool = False, on_day: Callable[[], None] = lambda: None) -> dict[str, Any]:
+def run_demo(
+    ledger: DemoLedger,
+    *,
+    loans: int,
+    days: int,
+    seed: int,
+    start: date | None = None,
+    append: bool = False,
+    on_day: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
     if ledger.loan_ids(limit=1) and not append:
         raise DemoNeedsAppend(
             "the ledger already holds loans: pass --append to add the demo's loans to"
-            " them (or point LEDGER_DATABASE_URL at a new database)", field="append",
-            rule="empty_ledger")
+            " them (or point LEDGER_DATABASE_URL at a new database)",
+            field="append",
+            rule="empty_ledger",
+        )
     closed = ledger.closed_through()
     first = start or (ledger.business_date() if closed else ledger.today() - timedelta(days=days))
     started = time.perf_counter()
@@ -281,6 +374,11 @@ def run_demo(ledger: DemoLedger, *, loans: int, days: int, seed: int, start: dat
         demo.events += summary.events
         on_day()
     sample = next((b.loan_id for b in demo.borrowers if b.profile == "late"), None)
-    return {"start": demo.start, "end": today, "commands": demo.commands,
-            "events": demo.events, "seconds": time.perf_counter() - started,
-            "sample": str(sample) if sample else None}
+    return {
+        "start": demo.start,
+        "end": today,
+        "commands": demo.commands,
+        "events": demo.events,
+        "seconds": time.perf_counter() - started,
+        "sample": str(sample) if sample else None,
+    }

@@ -20,31 +20,48 @@ from domain.loan import Loan
 from ledger.persistence.tables import loan_directory
 
 #: The events after which a loan's directory row changes.
-STATUS_EVENTS = (Loan.Applied, Loan.Approved, Loan.Rejected, Loan.Withdrawn, Loan.Disbursed,
-                 Loan.WrittenOff, Loan.Closed)
+STATUS_EVENTS = (
+    Loan.Applied,
+    Loan.Approved,
+    Loan.Rejected,
+    Loan.Withdrawn,
+    Loan.Disbursed,
+    Loan.WrittenOff,
+    Loan.Closed,
+)
 
 
-def index_loans(session: Session, aggregates: Sequence[Aggregate],
-                recordings: Sequence[Any]) -> None:
+def index_loans(
+    session: Session, aggregates: Sequence[Aggregate], recordings: Sequence[Any]
+) -> None:
     """Upsert the directory row of each loan whose lifecycle status just changed."""
-    changed = {r.domain_event.originator_id for r in recordings
-               if isinstance(r.domain_event, STATUS_EVENTS)}
+    changed = {
+        r.domain_event.originator_id
+        for r in recordings
+        if isinstance(r.domain_event, STATUS_EVENTS)
+    }
     now = datetime.now(UTC)
     for loan in aggregates:
         if not isinstance(loan, Loan) or loan.id not in changed:
             continue
-        values = {"borrower_id": loan.borrower_id, "status": str(loan.status),
-                  "currency": loan.currency, "principal": loan.terms.principal,
-                  "applied_on": loan.applied_on, "updated_at": now}
+        values = {
+            "borrower_id": loan.borrower_id,
+            "status": str(loan.status),
+            "currency": loan.currency,
+            "principal": loan.terms.principal,
+            "applied_on": loan.applied_on,
+            "updated_at": now,
+        }
         updated: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-            loan_directory.update().where(loan_directory.c.loan_id == str(loan.id))
-            .values(**values))
+            loan_directory.update().where(loan_directory.c.loan_id == str(loan.id)).values(**values)
+        )
         if updated.rowcount == 0:
             session.execute(loan_directory.insert().values(loan_id=str(loan.id), **values))
 
 
-def loan_ids(engine: Engine, status: str | None = None, *, after: str = "",
-             limit: int | None = None) -> list[UUID]:
+def loan_ids(
+    engine: Engine, status: str | None = None, *, after: str = "", limit: int | None = None
+) -> list[UUID]:
     """Loan ids in loan-id order, optionally of one status, after ``after``."""
     query = select(loan_directory.c.loan_id).where(loan_directory.c.loan_id > after)
     if status is not None:

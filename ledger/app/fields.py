@@ -38,14 +38,15 @@ def shown(value: Any, limit: int = 60) -> str:
         text = json.dumps(value, ensure_ascii=True)
     except (TypeError, ValueError):
         text = repr(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _decimal(value: Any, info: ValidationInfo) -> Decimal:
     field = _name(info)
     if isinstance(value, str) and len(value) > MAX_DECIMAL_TEXT:
-        raise ValidationError(f"{field} is longer than {MAX_DECIMAL_TEXT} characters",
-                              field=field, rule="max_length")
+        raise ValidationError(
+            f"{field} is longer than {MAX_DECIMAL_TEXT} characters", field=field, rule="max_length"
+        )
     return parse_decimal_text(value, field=field)
 
 
@@ -58,8 +59,11 @@ def _day(value: Any, info: ValidationInfo) -> date:
             return date.fromisoformat(value)
         except ValueError:
             pass
-    raise InvalidDate(f"{field} must be a date written YYYY-MM-DD, such as 2026-06-10;"
-                      f" got {shown(value)}", field=field, rule="iso_date")
+    raise InvalidDate(
+        f"{field} must be a date written YYYY-MM-DD, such as 2026-06-10; got {shown(value)}",
+        field=field,
+        rule="iso_date",
+    )
 
 
 def _uuid(value: Any, info: ValidationInfo) -> UUID:
@@ -68,16 +72,22 @@ def _uuid(value: Any, info: ValidationInfo) -> UUID:
         return value
     if isinstance(value, str) and UUID_TEXT.fullmatch(value):
         return UUID(value)
-    raise ValidationError(f"{field} must be a UUID string such as {EXAMPLE_UUID}, got"
-                          f" {shown(value)}", field=field, rule="uuid")
+    raise ValidationError(
+        f"{field} must be a UUID string such as {EXAMPLE_UUID}, got {shown(value)}",
+        field=field,
+        rule="uuid",
+    )
 
 
 def _currency(value: Any, info: ValidationInfo) -> str:
     field = _name(info)
     if not isinstance(value, str) or not CURRENCY_TEXT.fullmatch(value):
-        raise UnknownCurrency(f"{field} must be an ISO 4217 code in capital letters, such as"
-                              f" CNY, USD or JPY; got {shown(value)}", field=field,
-                              rule="iso4217")
+        raise UnknownCurrency(
+            f"{field} must be an ISO 4217 code in capital letters, such as"
+            f" CNY, USD or JPY; got {shown(value)}",
+            field=field,
+            rule="iso4217",
+        )
     return Currency.of(value, field=field).code
 
 
@@ -92,11 +102,16 @@ def _printable(value: Any, info: ValidationInfo, *, text: bool) -> Any:
             raise ValidationError(
                 f"{field} contains the control or format character U+{ord(bad):04X};"
                 f" {'text' if text else 'an identifier'} must be printable",
-                field=field, rule="printable")
+                field=field,
+                rule="printable",
+            )
         if not text and value != value.strip():
             field = _name(info)
-            raise ValidationError(f"{field} {shown(value)} has leading or trailing spaces",
-                                  field=field, rule="no_surrounding_spaces")
+            raise ValidationError(
+                f"{field} {shown(value)} has leading or trailing spaces",
+                field=field,
+                rule="no_surrounding_spaces",
+            )
     return value
 
 
@@ -118,10 +133,15 @@ Bool = Annotated[bool, Strict()]
 
 
 def Identifier(max_length: int, min_length: int = 1) -> Any:
-    return Annotated[str, Strict(), Field(min_length=min_length, max_length=max_length),
-                     BeforeValidator(_identifier)]
+    return Annotated[
+        str,
+        Strict(),
+        Field(min_length=min_length, max_length=max_length),
+        BeforeValidator(_identifier),
+    ]
 
 
 def Text(max_length: int = 2000) -> Any:
-    return Annotated[str, Strict(), Field(min_length=1, max_length=max_length),
-                     BeforeValidator(_text)]
+    return Annotated[
+        str, Strict(), Field(min_length=1, max_length=max_length), BeforeValidator(_text)
+    ]

@@ -33,20 +33,30 @@ def recorded(engine: Engine, cmd: Command, digest: str) -> dict[str, Any] | None
     with Session(engine) as session:
         row = session.execute(
             select(command_log.c.request_hash, command_log.c.result).where(
-                command_log.c.idempotency_key == cmd.idempotency_key)).first()
+                command_log.c.idempotency_key == cmd.idempotency_key
+            )
+        ).first()
     if row is None:
         return None
     if row.request_hash != digest:
         raise IdempotencyKeyReused(
-            f"idempotency key {cmd.idempotency_key!r} was already used for a different"
-            " command", field="idempotency_key", rule="same_key_same_command")
+            f"idempotency key {cmd.idempotency_key!r} was already used for a different command",
+            field="idempotency_key",
+            rule="same_key_same_command",
+        )
     result: dict[str, Any] = json.loads(row.result)
     return result
 
 
 def record(session: Session, cmd: Command, digest: str, result: dict[str, Any]) -> None:
     """Write the key and its outcome in the command's own transaction."""
-    session.execute(command_log.insert().values(
-        idempotency_key=cmd.idempotency_key, command=result["command"], request_hash=digest,
-        aggregate_id=result["aggregate_id"], result=json.dumps(result),
-        recorded_at=datetime.now(UTC)))
+    session.execute(
+        command_log.insert().values(
+            idempotency_key=cmd.idempotency_key,
+            command=result["command"],
+            request_hash=digest,
+            aggregate_id=result["aggregate_id"],
+            result=json.dumps(result),
+            recorded_at=datetime.now(UTC),
+        )
+    )

@@ -52,13 +52,22 @@ def plain(value: Any) -> Any:
 
 #: Decimal event fields that are not amounts of money: rates, and the exact full-precision
 #: figures kept for audit (a period's exact accrual, a penalty's carried remainder).
-NOT_MONEY = frozenset({"annual_rate", "new_annual_rate", "penalty_markup", "period_exact",
-                       "carry"})
+NOT_MONEY = frozenset({"annual_rate", "new_annual_rate", "penalty_markup", "period_exact", "carry"})
 #: Daily postings a reader may hide (``loan history --no-accruals``).
 DAILY = frozenset({"InterestAccrued", "PenaltyAccrued"})
 #: Fields of an event that are its envelope or too long for a history line.
-ENVELOPE = frozenset({"originator_id", "originator_version", "originator_topic", "timestamp",
-                      "business_date", "schedule", "new_schedule", "terms"})
+ENVELOPE = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "originator_topic",
+        "timestamp",
+        "business_date",
+        "schedule",
+        "new_schedule",
+        "terms",
+    }
+)
 
 
 def _iso(value: date | None) -> str | None:
@@ -74,12 +83,18 @@ def loan_view(loan: Loan) -> dict[str, Any]:
 
     dpd = loan.current_dpd
     view: dict[str, Any] = {
-        "loan_id": str(loan.id), "borrower_id": loan.borrower_id, "status": str(loan.status),
-        "currency": currency, "version": loan.version,
-        "applied_on": _iso(loan.applied_on), "disbursed_on": _iso(loan.disbursed_on),
-        "last_closed_on": _iso(loan.last_closed_on), "closed_on": _iso(loan.closed_on),
+        "loan_id": str(loan.id),
+        "borrower_id": loan.borrower_id,
+        "status": str(loan.status),
+        "currency": currency,
+        "version": loan.version,
+        "applied_on": _iso(loan.applied_on),
+        "disbursed_on": _iso(loan.disbursed_on),
+        "last_closed_on": _iso(loan.last_closed_on),
+        "closed_on": _iso(loan.closed_on),
         "annual_rate": plain(loan.annual_rate),
-        "disbursed": m(loan.disbursed), "capitalized": m(loan.capitalized),
+        "disbursed": m(loan.disbursed),
+        "capitalized": m(loan.capitalized),
         "principal_outstanding": m(loan.principal_outstanding),
         "principal_not_due": m(loan.principal_not_due),
         "principal_overdue": m(loan.principal_due_unpaid()),
@@ -101,9 +116,12 @@ def loan_view(loan: Loan) -> dict[str, Any]:
     if loan.status == LoanStatus.WRITTEN_OFF:
         written = loan.written_off
         view["written_off"] = {
-            "on": _iso(loan.written_off_on), "dpd": loan.classification_dpd(),
-            **{k: m(written.get(k, 0)) for k in ("principal", "interest", "accrued_interest",
-                                                 "penalty", "fees")},
+            "on": _iso(loan.written_off_on),
+            "dpd": loan.classification_dpd(),
+            **{
+                k: m(written.get(k, 0))
+                for k in ("principal", "interest", "accrued_interest", "penalty", "fees")
+            },
         }
     return view
 
@@ -111,36 +129,63 @@ def loan_view(loan: Loan) -> dict[str, Any]:
 def installment_view(inst: Any, currency: str) -> dict[str, Any]:
     """One installment of a loan's schedule: billed ones with what is paid, future ones as
     scheduled; ``state`` is scheduled, due, paid, restructured, capitalized or written_off."""
-    return {"number": inst.number, "due_date": inst.due_date.isoformat(),
-            "principal": money(inst.principal, currency),
-            "interest": money(inst.interest, currency),
-            "total": money(inst.principal + inst.interest, currency),
-            "state": inst.state,
-            "principal_paid": money(inst.principal_paid, currency),
-            "interest_paid": money(inst.interest_paid, currency)}
+    return {
+        "number": inst.number,
+        "due_date": inst.due_date.isoformat(),
+        "principal": money(inst.principal, currency),
+        "interest": money(inst.interest, currency),
+        "total": money(inst.principal + inst.interest, currency),
+        "state": inst.state,
+        "principal_paid": money(inst.principal_paid, currency),
+        "interest_paid": money(inst.interest_paid, currency),
+    }
 
 
 def schedule_view(loan: Loan) -> dict[str, Any]:
-    return {"loan_id": str(loan.id), "currency": loan.currency,
-            "installments": [installment_view(i, loan.currency) for i in loan.installments]}
+    return {
+        "loan_id": str(loan.id),
+        "currency": loan.currency,
+        "installments": [installment_view(i, loan.currency) for i in loan.installments],
+    }
 
 
-def quote_view(schedule: list[Installment], *, currency: str, principal: Decimal,
-               method: str, day_count: str, annual_rate: Decimal, term: int) -> dict[str, Any]:
+def quote_view(
+    schedule: list[Installment],
+    *,
+    currency: str,
+    principal: Decimal,
+    method: str,
+    day_count: str,
+    annual_rate: Decimal,
+    term: int,
+) -> dict[str, Any]:
     """A schedule quoted before any loan exists (``ledger quote schedule``)."""
     total_interest = sum((i.interest for i in schedule), Decimal(0))
-    return {"currency": currency, "principal": money(principal, currency),
-            "annual_rate": plain(annual_rate), "term": term, "method": method,
-            "day_count": day_count, "total_interest": money(total_interest, currency),
-            "total": money(principal + total_interest, currency),
-            "installments": [{"number": i.number, "due_date": i.due_date.isoformat(),
-                              "principal": money(i.principal, currency),
-                              "interest": money(i.interest, currency),
-                              "total": money(i.total, currency)} for i in schedule]}
+    return {
+        "currency": currency,
+        "principal": money(principal, currency),
+        "annual_rate": plain(annual_rate),
+        "term": term,
+        "method": method,
+        "day_count": day_count,
+        "total_interest": money(total_interest, currency),
+        "total": money(principal + total_interest, currency),
+        "installments": [
+            {
+                "number": i.number,
+                "due_date": i.due_date.isoformat(),
+                "principal": money(i.principal, currency),
+                "interest": money(i.interest, currency),
+                "total": money(i.total, currency),
+            }
+            for i in schedule
+        ],
+    }
 
 
-def history_view(events: Iterable[Any], currency: str, *,
-                 daily: bool = True) -> list[dict[str, Any]]:
+def history_view(
+    events: Iterable[Any], currency: str, *, daily: bool = True
+) -> list[dict[str, Any]]:
     """Every event of a loan in order (``daily=False`` leaves out the daily interest and
     penalty postings), each with its business date, when it was recorded and its details:
     amounts in minor units, a repayment's allocation line by line."""
@@ -149,11 +194,16 @@ def history_view(events: Iterable[Any], currency: str, *,
         name = type(event).__name__
         if not daily and name in DAILY:
             continue
-        details = {k: _detail(k, v, currency) for k, v in vars(event).items()
-                   if k not in ENVELOPE}
-        rows.append({"version": event.originator_version, "event": name,
-                     "business_date": event.business_date.isoformat(),
-                     "recorded_at": event.timestamp.isoformat(), "details": details})
+        details = {k: _detail(k, v, currency) for k, v in vars(event).items() if k not in ENVELOPE}
+        rows.append(
+            {
+                "version": event.originator_version,
+                "event": name,
+                "business_date": event.business_date.isoformat(),
+                "recorded_at": event.timestamp.isoformat(),
+                "details": details,
+            }
+        )
     return rows
 
 
@@ -169,15 +219,20 @@ def allocation_view(allocation: dict[str, Any], currency: str) -> dict[str, Any]
     """A repayment's split: per component and line by line (installment, due date)."""
     return {
         **{c.value: money(allocation.get(c.value, 0), currency) for c in Component},
-        "lines": [{"component": line["component"], "installment": line.get("installment"),
-                   "due_date": line["due_date"], "amount": money(line["amount"], currency)}
-                  for line in allocation.get("lines", [])],
+        "lines": [
+            {
+                "component": line["component"],
+                "installment": line.get("installment"),
+                "due_date": line["due_date"],
+                "amount": money(line["amount"], currency),
+            }
+            for line in allocation.get("lines", [])
+        ],
     }
 
 
 def _zero(value: Any) -> bool:
-    return isinstance(value, str) and value.replace("0", "").replace(".", "") == "" \
-        and value != ""
+    return isinstance(value, str) and value.replace("0", "").replace(".", "") == "" and value != ""
 
 
 def history_line(row: dict[str, Any]) -> str:
@@ -186,9 +241,11 @@ def history_line(row: dict[str, Any]) -> str:
     parts = []
     for key, value in row["details"].items():
         if key == "allocation":
-            lines = [f"{x['component']} {x['amount']}"
-                     + (f" (#{x['installment']})" if x["installment"] is not None else "")
-                     for x in value["lines"]]
+            lines = [
+                f"{x['component']} {x['amount']}"
+                + (f" (#{x['installment']})" if x["installment"] is not None else "")
+                for x in value["lines"]
+            ]
             parts.append("allocation: " + (", ".join(lines) or "none"))
         elif isinstance(value, dict):
             parts.append(f"{key}: " + ", ".join(f"{k} {v}" for k, v in value.items()))

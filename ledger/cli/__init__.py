@@ -12,8 +12,11 @@ import typer
 
 from ledger.cli import db, demo, eod, loans, projections, quote, reports, scheduler, submit
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Event-sourced loan ledger and servicing engine.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Event-sourced loan ledger and servicing engine.",
+)
 app.command()(eod.eod)
 app.command()(submit.submit)
 app.command()(demo.demo)

@@ -37,8 +37,14 @@ out = Console()
 err = Console(stderr=True)
 
 #: Every error kind (domain.errors.KINDS) and the exit code it gives.
-EXIT_CODES = {"invalid": 2, "conflict": 3, "not_found": 4, "failed": 1,
-              "unauthorized": 5, "forbidden": 6}
+EXIT_CODES = {
+    "invalid": 2,
+    "conflict": 3,
+    "not_found": 4,
+    "failed": 1,
+    "unauthorized": 5,
+    "forbidden": 6,
+}
 #: For ``ledger submit``: which failure's code wins when several lines fail.
 SEVERITY = ("failed", "conflict", "not_found", "invalid", "unauthorized", "forbidden")
 UUID_TEXT_LENGTH = 36
@@ -55,14 +61,12 @@ def one_line(text: str) -> str:
     """Text safe to print on one terminal line: newlines folded, control characters shown
     escaped (a message may echo what a user typed)."""
     text = " ".join(text.split())
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode()
-                   for ch in text)
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
 
 
 def print_error(message: str) -> None:
     # soft_wrap: one line even on a pipe, where rich would otherwise wrap at 80 columns.
-    err.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False,
-              soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -90,16 +94,22 @@ def handled() -> Iterator[None]:
         raise fail(describe(e), EXIT_CODES[e.kind]) from None
     except OperationalError as e:
         reason = str(getattr(e, "orig", e)).strip().splitlines()[0]
-        raise fail(f"cannot open the database at {safe_url(settings().database_url)}: {reason}"
-                   " [field=database_url, rule=reachable]", 1) from None
+        raise fail(
+            f"cannot open the database at {safe_url(settings().database_url)}: {reason}"
+            " [field=database_url, rule=reachable]",
+            1,
+        ) from None
     except KeyboardInterrupt:
         raise fail("interrupted; whatever was committed stays, rerunning is safe", 130) from None
     except Exception as e:
         if os.environ.get("LEDGER_DEBUG"):
             raise
-        raise fail(f"internal error ({type(e).__name__}: {e}); nothing more was done —"
-                   " please report it (LEDGER_DEBUG=1 shows the traceback)"
-                   " [rule=internal]", 1) from None
+        raise fail(
+            f"internal error ({type(e).__name__}: {e}); nothing more was done —"
+            " please report it (LEDGER_DEBUG=1 shows the traceback)"
+            " [rule=internal]",
+            1,
+        ) from None
 
 
 # ------------------------------------------------------------- settings, ledger
@@ -136,17 +146,23 @@ def parse_date(value: str | None, option: str) -> date | None:
             return date.fromisoformat(value)
     except ValueError:
         pass
-    raise InvalidDate(f"{option} must be a date written YYYY-MM-DD, such as 2026-06-10;"
-                      f" got {value!r}", field=field, rule="iso_date")
+    raise InvalidDate(
+        f"{option} must be a date written YYYY-MM-DD, such as 2026-06-10; got {value!r}",
+        field=field,
+        rule="iso_date",
+    )
 
 
 def parse_uuid(value: str, field: str = "loan_id") -> UUID:
     from ledger.app.fields import UUID_TEXT
 
     if not UUID_TEXT.fullmatch(value):
-        raise ValidationError(f"{value!r} is not a {field.removesuffix('_id')} id (a UUID such"
-                              " as 3f2504e0-4f89-41d3-9a0c-0305e82c3301)", field=field,
-                              rule="uuid")
+        raise ValidationError(
+            f"{value!r} is not a {field.removesuffix('_id')} id (a UUID such"
+            " as 3f2504e0-4f89-41d3-9a0c-0305e82c3301)",
+            field=field,
+            rule="uuid",
+        )
     return UUID(value)
 
 
@@ -166,16 +182,26 @@ def write_csv(rows: list[dict[str, Any]], columns: list[str] | None = None) -> N
     writer.writerows([cell(r.get(n)) for n in names] for r in rows)
 
 
-def print_table(title: str | None, columns: list[Column], rows: list[list[str]],
-                **options: Any) -> None:
+def print_table(
+    title: str | None, columns: list[Column], rows: list[list[str]], **options: Any
+) -> None:
     table, left_out = fit_table(title, columns, rows, out.width, **options)
     out.print(table)
     if left_out:
-        out.print(f"({len(left_out)} more column{'s' if len(left_out) > 1 else ''} at this"
-                  f" width: {', '.join(c.name for c in left_out)}; use --format csv or json,"
-                  " or a wider terminal)", style="dim", highlight=False)
+        out.print(
+            f"({len(left_out)} more column{'s' if len(left_out) > 1 else ''} at this"
+            f" width: {', '.join(c.name for c in left_out)}; use --format csv or json,"
+            " or a wider terminal)",
+            style="dim",
+            highlight=False,
+        )
 
 
 def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )

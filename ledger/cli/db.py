@@ -23,5 +23,6 @@ def db_current() -> None:
     """Show the schema revision of the configured database."""
     with handled():
         revision = bootstrap.database_revision(settings())
-        out.print(f"{safe_url(settings().database_url)}:"
-                  f" {revision or 'empty (run ledger db upgrade)'}")
+        out.print(
+            f"{safe_url(settings().database_url)}: {revision or 'empty (run ledger db upgrade)'}"
+        )

@@ -12,15 +12,20 @@ from ledger.cli.common import Format, handled, open_ledger, out, parse_date, pro
 from ledger.cli.reports import print_report
 
 
-def demo(loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
-         days: Annotated[int, typer.Option(help="Business days to run")] = 180,
-         seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same "
-                                                "loans, ids and events")] = 7,
-         start: Annotated[str | None, typer.Option(
-             help="First business day (default: DAYS days before today on a new ledger)")]
-         = None,
-         append: Annotated[bool, typer.Option(
-             help="Add the demo to a ledger that already holds loans")] = False) -> None:
+def demo(
+    loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
+    days: Annotated[int, typer.Option(help="Business days to run")] = 180,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives the same loans, ids and events")
+    ] = 7,
+    start: Annotated[
+        str | None,
+        typer.Option(help="First business day (default: DAYS days before today on a new ledger)"),
+    ] = None,
+    append: Annotated[
+        bool, typer.Option(help="Add the demo to a ledger that already holds loans")
+    ] = False,
+) -> None:
     """Seed a realistic portfolio and run business days, then print the portfolio.
 
     Runs on the configured database (embedded SQLite by default, migrated first), with a
@@ -28,8 +33,9 @@ def demo(loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
     balance are printed from them at the end."""
     with handled():
         if loans < 1 or days < 1:
-            raise ValidationError("--loans and --days must be at least 1", field="loans",
-                                  rule="positive")
+            raise ValidationError(
+                "--loans and --days must be at least 1", field="loans", rule="positive"
+            )
         first = parse_date(start, "--start")
         bootstrap.upgrade_database(settings())
         ledger = open_ledger()
@@ -41,15 +47,22 @@ def demo(loans: Annotated[int, typer.Option(help="Loans to seed")] = 100,
                 ledger.catch_up()
                 progress.advance(task)
 
-            stats = ledger.run_demo(loans=loans, days=days, seed=seed, start=first,
-                                    append=append, on_day=end_of_day)
-        out.print(f"seeded {loans} loans, ran {days} business days "
-                  f"({stats['start']} → {stats['end']}): {stats['commands']} commands, "
-                  f"{stats['events']} events in {stats['seconds']:.1f}s")
+            stats = ledger.run_demo(
+                loans=loans, days=days, seed=seed, start=first, append=append, on_day=end_of_day
+            )
+        out.print(
+            f"seeded {loans} loans, ran {days} business days "
+            f"({stats['start']} → {stats['end']}): {stats['commands']} commands, "
+            f"{stats['events']} events in {stats['seconds']:.1f}s"
+        )
         print_report("portfolio", Format.table)
         print_report("trial-balance", Format.table)
         if stats.get("sample"):
-            out.print("try: " + " | ".join(f"ledger loan {c} {stats['sample']}"
-                                           for c in ("show", "history", "schedule"))
-                      + " | ledger report delinquency | ledger projections status",
-                      highlight=False)
+            out.print(
+                "try: "
+                + " | ".join(
+                    f"ledger loan {c} {stats['sample']}" for c in ("show", "history", "schedule")
+                )
+                + " | ledger report delinquency | ledger projections status",
+                highlight=False,
+            )

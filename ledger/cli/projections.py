@@ -36,15 +36,25 @@ def projections_status(format: Format = Format.table) -> None:
         if format == Format.json:
             write_json([s.as_dict() for s in statuses])
             return
-        columns = [Column("name", keep=True), Column("position", numeric=True),
-                   Column("head", numeric=True), Column("lag_events", "lag (events)",
-                                                        numeric=True),
-                   Column("lag_seconds", "lag (s)", numeric=True),
-                   Column("updated", keep=True, priority=60)]
-        rows = [[s.name, str(s.position), str(s.head), str(s.lag_events),
-                 f"{s.lag_seconds:.1f}",
-                 s.updated_at.isoformat(timespec="seconds") if s.updated_at else ""]
-                for s in statuses]
+        columns = [
+            Column("name", keep=True),
+            Column("position", numeric=True),
+            Column("head", numeric=True),
+            Column("lag_events", "lag (events)", numeric=True),
+            Column("lag_seconds", "lag (s)", numeric=True),
+            Column("updated", keep=True, priority=60),
+        ]
+        rows = [
+            [
+                s.name,
+                str(s.position),
+                str(s.head),
+                str(s.lag_events),
+                f"{s.lag_seconds:.1f}",
+                s.updated_at.isoformat(timespec="seconds") if s.updated_at else "",
+            ]
+            for s in statuses
+        ]
         failed = any(s.error for s in statuses)
         if failed:  # a projection stopped at an event: say which, and exit non-zero
             columns.append(Column("error", priority=55))
@@ -76,8 +86,11 @@ def projections_run(
                 raise typer.Exit(EXIT_CODES[e.kind]) from None
             out.print(", ".join(f"{k}: {v} events" for k, v in done.items()))
             return
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
         stop = threading.Event()
         out.print("running projections (Ctrl-C to stop)")
         try:
@@ -87,27 +100,36 @@ def projections_run(
 
 
 @app.command("rebuild")
-def projections_rebuild(name: Annotated[str | None, typer.Argument(
-        help="Projection to rebuild (default: all)")] = None) -> None:
+def projections_rebuild(
+    name: Annotated[str | None, typer.Argument(help="Projection to rebuild (default: all)")] = None,
+) -> None:
     """Replay the whole log into fresh tables and swap them in when caught up."""
     with handled():
         ledger = open_ledger()
         names = [ledger.check_projection(name)] if name else ledger.projection_names()
         for n in names:
-            with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                          TextColumn("{task.completed:,.0f}/{task.total:,.0f} events"),
-                          TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                          console=err) as progress:
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f} events"),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                console=err,
+            ) as progress:
                 task = progress.add_task(f"rebuild {n}", total=ledger.log_head(), rate="")
 
-                def advance(consumed: int, head: int, task: Any = task,
-                            progress: Any = progress) -> None:
+                def advance(
+                    consumed: int, head: int, task: Any = task, progress: Any = progress
+                ) -> None:
                     progress.update(task, advance=consumed, total=max(head, 1))
                     elapsed = progress.tasks[0].elapsed or 0
                     done = progress.tasks[0].completed
                     progress.update(task, rate=f"{done / elapsed:,.0f} ev/s" if elapsed else "")
 
                 result = ledger.rebuild_projection(n, advance)
-            out.print(f"rebuilt {n}: {result['events']:,} events in {result['seconds']:.2f}s "
-                      f"({result['events_per_second']:,.0f} events/s), position "
-                      f"{result['position']}")
+            out.print(
+                f"rebuilt {n}: {result['events']:,} events in {result['seconds']:.2f}s "
+                f"({result['events_per_second']:,.0f} events/s), position "
+                f"{result['position']}"
+            )

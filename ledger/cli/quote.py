@@ -18,10 +18,12 @@ def quote_schedule(
     principal: Annotated[str, typer.Option(help="Loan amount, e.g. 100000")],
     annual_rate: Annotated[str, typer.Option(help="Nominal annual rate, e.g. 0.12")],
     term: Annotated[int, typer.Option(help="Number of monthly installments")],
-    method: Annotated[str, typer.Option(help="annuity (等额本息) or equal_principal (等额本金)")]
-    = "annuity",
-    day_count: Annotated[str, typer.Option(help="ACT/365F, ACT/360, 30/360, ACT/ACT ISDA")]
-    = "30/360",
+    method: Annotated[
+        str, typer.Option(help="annuity (等额本息) or equal_principal (等额本金)")
+    ] = "annuity",
+    day_count: Annotated[
+        str, typer.Option(help="ACT/365F, ACT/360, 30/360, ACT/ACT ISDA")
+    ] = "30/360",
     disbursed_on: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default today)")] = None,
     first_due: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default +1 month)")] = None,
     currency: str = "CNY",
@@ -31,10 +33,17 @@ def quote_schedule(
     """Print an amortization schedule. Pure calculator: touches no database."""
     with handled():
         view = Ledger.quote_schedule(
-            settings(), principal=principal, annual_rate=annual_rate, term=term,
-            method=method, day_count=day_count, currency=currency, rounding=rounding,
+            settings(),
+            principal=principal,
+            annual_rate=annual_rate,
+            term=term,
+            method=method,
+            day_count=day_count,
+            currency=currency,
+            rounding=rounding,
             disbursed_on=parse_date(disbursed_on, "--disbursed-on"),
-            first_due=parse_date(first_due, "--first-due"))
+            first_due=parse_date(first_due, "--first-due"),
+        )
         rows = view["installments"]
         if format == Format.json:
             write_json(view)
@@ -42,14 +51,17 @@ def quote_schedule(
         if format == Format.csv:
             write_csv(rows)
             return
-        table = Table(title=f"{view['method']} schedule: {view['principal']} {view['currency']}"
-                            f" at {view['annual_rate']} ({view['day_count']}),"
-                            f" {view['term']} months")
+        table = Table(
+            title=f"{view['method']} schedule: {view['principal']} {view['currency']}"
+            f" at {view['annual_rate']} ({view['day_count']}),"
+            f" {view['term']} months"
+        )
         for col in ("#", "due date", "principal", "interest", "total"):
             table.add_column(col, justify="right", no_wrap=True)
         for r in rows:
-            table.add_row(str(r["number"]), r["due_date"], r["principal"], r["interest"],
-                          r["total"])
+            table.add_row(
+                str(r["number"]), r["due_date"], r["principal"], r["interest"], r["total"]
+            )
         table.add_section()
         table.add_row("", "total", view["principal"], view["total_interest"], view["total"])
         out.print(table)

@@ -49,8 +49,13 @@ BORDER = 3  # rich's default box: a vertical rule and one space of padding eithe
 TEXT_MIN = 10  # a wrapping text column is given at least this many characters
 
 
-def fit_table(title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[str]],
-              width: int, **table_options: Any) -> tuple[Table, list[Column]]:
+def fit_table(
+    title: str | None,
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    width: int,
+    **table_options: Any,
+) -> tuple[Table, list[Column]]:
     """The table that fits ``width`` characters, and the columns left out to make it fit."""
     needed = {}
     for index, column in enumerate(columns):
@@ -70,10 +75,14 @@ def fit_table(title: str | None, columns: Sequence[Column], rows: Sequence[Seque
     for column in shown:
         # The header may wrap at its spaces even where the cells may not.
         header = Text(column.title, no_wrap=False, overflow="fold")
-        table.add_column(header, justify="right" if column.numeric else "left",
-                         no_wrap=column.numeric or column.keep, min_width=needed[column.name],
-                         max_width=needed[column.name] if column.numeric or column.keep
-                         else None, overflow="fold")
+        table.add_column(
+            header,
+            justify="right" if column.numeric else "left",
+            no_wrap=column.numeric or column.keep,
+            min_width=needed[column.name],
+            max_width=needed[column.name] if column.numeric or column.keep else None,
+            overflow="fold",
+        )
     indexes = [columns.index(c) for c in shown]
     for row in rows:
         table.add_row(*(row[i] for i in indexes))

@@ -22,8 +22,9 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
-def columns_for(names: Sequence[str], rows: Sequence[dict[str, Any]],
-                priority: Sequence[str] = ()) -> list[Column]:
+def columns_for(
+    names: Sequence[str], rows: Sequence[dict[str, Any]], priority: Sequence[str] = ()
+) -> list[Column]:
     """Columns for report rows: numbers right-aligned and never wrapped, values without
     spaces (ids, dates, codes) never wrapped, text wrapping; ``priority`` first, then the
     report's own order (which lists the important columns first)."""
@@ -50,38 +51,74 @@ def per_currency_tables(result: Any) -> Tables:
         by_currency.setdefault(row["currency"], []).append(row)
     for currency, rows in by_currency.items():
         columns = columns_for(names, rows)
-        yield (f"{result.title} ({currency})", columns,
-               [[cell(r.get(c.name)) for c in columns] for r in rows])
+        yield (
+            f"{result.title} ({currency})",
+            columns,
+            [[cell(r.get(c.name)) for c in columns] for r in rows],
+        )
 
 
-PORTFOLIO_TITLES = {"bucket": "M-buckets", "five_category": "Five-category",
-                    "ifrs9_stage": "IFRS 9 stage",
-                    "npl": "NPL (substandard + doubtful + loss)"}
+PORTFOLIO_TITLES = {
+    "bucket": "M-buckets",
+    "five_category": "Five-category",
+    "ifrs9_stage": "IFRS 9 stage",
+    "npl": "NPL (substandard + doubtful + loss)",
+}
 
 
 def portfolio_tables(result: Any) -> Tables:
     """One table per classification (class, currency, loans, principal, share), then the
     roll-rate matrix with each share beside its count of loans."""
-    columns = [Column("class", keep=True), Column("currency", keep=True),
-               Column("loans", numeric=True), Column("principal", numeric=True),
-               Column("share", numeric=True)]
+    columns = [
+        Column("class", keep=True),
+        Column("currency", keep=True),
+        Column("loans", numeric=True),
+        Column("principal", numeric=True),
+        Column("share", numeric=True),
+    ]
     for dimension, title in PORTFOLIO_TITLES.items():
         rows = [r for r in result.rows if r["dimension"] == dimension]
         if not rows:
             continue
-        yield title, columns, [[_class_label(r), r["currency"], str(r["loans"]),
-                                cell(r["principal"]), _percent(r["share"])] for r in rows]
+        yield (
+            title,
+            columns,
+            [
+                [
+                    _class_label(r),
+                    r["currency"],
+                    str(r["loans"]),
+                    cell(r["principal"]),
+                    _percent(r["share"]),
+                ]
+                for r in rows
+            ],
+        )
     roll = result.totals.get("roll_rates") or {}
     if roll.get("loans"):
-        states = [s for s in roll["states"]
-                  if s in roll["loans"] or any(s in row for row in roll["loans"].values())]
-        header = [Column("from \\ to", keep=True), *(Column(s, numeric=True) for s in states),
-                  Column("loans", numeric=True)]
+        states = [
+            s
+            for s in roll["states"]
+            if s in roll["loans"] or any(s in row for row in roll["loans"].values())
+        ]
+        header = [
+            Column("from \\ to", keep=True),
+            *(Column(s, numeric=True) for s in states),
+            Column("loans", numeric=True),
+        ]
         rows = []
         for origin, counts in roll["loans"].items():
             shares = roll["shares"][origin]
-            rows.append([origin, *(f"{_percent(shares[s])} ({counts[s]})" if s in counts
-                                   else "" for s in states), str(sum(counts.values()))])
+            rows.append(
+                [
+                    origin,
+                    *(
+                        f"{_percent(shares[s])} ({counts[s]})" if s in counts else ""
+                        for s in states
+                    ),
+                    str(sum(counts.values())),
+                ]
+            )
         yield (f"roll rates {roll['from_month_end']} → {roll['to_month_end']}", header, rows)
 
 
@@ -112,7 +149,8 @@ def totals_lines(name: str, result: Any) -> list[str]:
                 f" {cell(t['principal_outstanding'])} (overdue {cell(t['principal_overdue'])});"
                 f" interest accrued {cell(t['interest_accrued'])}, overdue"
                 f" {cell(t['interest_overdue'])}; penalty {cell(t['penalty_outstanding'])};"
-                f" fees {cell(t['fees_outstanding'])}; overpayments {cell(t['overpayment'])}")
+                f" fees {cell(t['fees_outstanding'])}; overpayments {cell(t['overpayment'])}"
+            )
         return lines
     if name == "delinquency":
         return [f"{totals['loans']} loans; by bucket: {_pairs(totals['by_bucket'])}"]
@@ -128,35 +166,55 @@ def totals_lines(name: str, result: Any) -> list[str]:
             f" to resolve {cell(totals['avg_days_to_resolve']) or 'n/a'}",
         ]
     if name == "trial-balance":
-        lines = [f"{currency}: debits {cell(t['debit_total'])}, credits"
-                 f" {cell(t['credit_total'])}, difference {cell(t['difference'])}"
-                 for currency, t in totals.get("by_currency", {}).items()]
-        lines.append("balanced: " + ("yes" if totals.get("balanced") else
-                                     "NO — debits and credits differ"))
+        lines = [
+            f"{currency}: debits {cell(t['debit_total'])}, credits"
+            f" {cell(t['credit_total'])}, difference {cell(t['difference'])}"
+            for currency, t in totals.get("by_currency", {}).items()
+        ]
+        lines.append(
+            "balanced: " + ("yes" if totals.get("balanced") else "NO — debits and credits differ")
+        )
         return lines
     if name == "portfolio":
         by_currency = totals.get("npl_ratio_by_currency") or {}
-        lines = [f"loans by status: {_pairs(totals.get('loans_by_status') or {})}",
-                 "outstanding principal: " + (", ".join(
-                     f"{cell(v)} {k}" for k, v in (totals.get('outstanding_principal') or {})
-                     .items()) or "none")
-                 + f"; NPL ratio {_percent(totals.get('npl_ratio', 0))}"
-                 + (" (" + ", ".join(f"{k} {_percent(v)}" for k, v in by_currency.items())
-                    + ")" if len(by_currency) > 1 else "")]
+        lines = [
+            f"loans by status: {_pairs(totals.get('loans_by_status') or {})}",
+            "outstanding principal: "
+            + (
+                ", ".join(
+                    f"{cell(v)} {k}" for k, v in (totals.get("outstanding_principal") or {}).items()
+                )
+                or "none"
+            )
+            + f"; NPL ratio {_percent(totals.get('npl_ratio', 0))}"
+            + (
+                " (" + ", ".join(f"{k} {_percent(v)}" for k, v in by_currency.items()) + ")"
+                if len(by_currency) > 1
+                else ""
+            ),
+        ]
         for key in ("written_off_principal", "recovered", "overpayments"):
             values = totals.get(key) or {}
             if values:
-                lines.append(f"{key.replace('_', ' ')}: "
-                             + ", ".join(f"{cell(v)} {k}" for k, v in values.items()))
+                lines.append(
+                    f"{key.replace('_', ' ')}: "
+                    + ", ".join(f"{cell(v)} {k}" for k, v in values.items())
+                )
         return lines
-    return [f"{key.replace('_', ' ')}: {cell(value)}" for key, value in totals.items()
-            if not isinstance(value, dict | list)]
+    return [
+        f"{key.replace('_', ' ')}: {cell(value)}"
+        for key, value in totals.items()
+        if not isinstance(value, dict | list)
+    ]
 
 
 def freshness(status: Any) -> str:
     """How current a report's source projection is (and whether it is stuck on an event)."""
-    state = "current" if status.lag_events == 0 else (
-        f"{status.lag_events} events behind ({status.lag_seconds:.1f}s)")
+    state = (
+        "current"
+        if status.lag_events == 0
+        else (f"{status.lag_events} events behind ({status.lag_seconds:.1f}s)")
+    )
     line = f"{status.name}: position {status.position} of {status.head}, {state}"
     error = getattr(status, "error", None)
     if error:

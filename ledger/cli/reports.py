@@ -22,8 +22,15 @@ app = typer.Typer(no_args_is_help=True, help="Reports read from the projections.
 
 #: Per report, the columns a narrow table keeps first (others follow in report order).
 TABLE_PRIORITY: dict[str, tuple[str, ...]] = {
-    "complaints": ("complaint_id", "status", "category", "filed_on", "ack_sla_breached",
-                   "resolve_sla_breached", "borrower_id"),
+    "complaints": (
+        "complaint_id",
+        "status",
+        "category",
+        "filed_on",
+        "ack_sla_breached",
+        "resolve_sla_breached",
+        "borrower_id",
+    ),
     "delinquency": ("loan_id", "dpd", "bucket", "five_category", "ifrs9_stage"),
 }
 
@@ -32,8 +39,15 @@ def print_report(name: str, format: Format, **options: Any) -> None:
     """Print report ``name`` in ``format``, then each source projection's freshness."""
     result, freshness = open_ledger().report(name, **options)
     if format == Format.json:
-        write_json({"report": name, "title": result.title, "rows": result.rows,
-                    "totals": result.totals, "freshness": [s.as_dict() for s in freshness]})
+        write_json(
+            {
+                "report": name,
+                "title": result.title,
+                "rows": result.rows,
+                "totals": result.totals,
+                "freshness": [s.as_dict() for s in freshness],
+            }
+        )
         return
     if format == Format.csv:
         write_csv(result.rows, result.columns)
@@ -56,10 +70,11 @@ def print_report(name: str, format: Format, **options: Any) -> None:
 
 
 @app.command("balances")
-def report_balances(format: Format = Format.table,
-                    status: Annotated[str | None, typer.Option(help="e.g. active")] = None,
-                    limit: Annotated[int | None, typer.Option(help="Rows at most")] = None
-                    ) -> None:
+def report_balances(
+    format: Format = Format.table,
+    status: Annotated[str | None, typer.Option(help="e.g. active")] = None,
+    limit: Annotated[int | None, typer.Option(help="Rows at most")] = None,
+) -> None:
     """Principal, interest, penalty and fees outstanding per loan; paid to date; status."""
     with handled():
         print_report("balances", format, status=status, limit=limit)
@@ -73,8 +88,9 @@ def report_delinquency(format: Format = Format.table) -> None:
 
 
 @app.command("complaints")
-def report_complaints(format: Format = Format.table,
-                      borrower_id: str | None = None, loan_id: str | None = None) -> None:
+def report_complaints(
+    format: Format = Format.table, borrower_id: str | None = None, loan_id: str | None = None
+) -> None:
     """Complaint histories: status, times to acknowledge and resolve, SLA breaches."""
     with handled():
         print_report("complaints", format, borrower_id=borrower_id, loan_id=loan_id)

@@ -22,8 +22,11 @@ from ledger.cli.common import EXIT_CODES, SEVERITY, err, handled, open_ledger
 SNIFF = 8192  # bytes looked at before running anything
 
 
-def submit(file: Annotated[str, typer.Argument(
-        help="JSON Lines file, one command per line; - reads standard input")]) -> None:
+def submit(
+    file: Annotated[
+        str, typer.Argument(help="JSON Lines file, one command per line; - reads standard input")
+    ],
+) -> None:
     """Append commands from a JSONL batch; safe to rerun (each has its idempotency key).
 
     Prints one JSON result per line. Exits 0 when every line succeeded, else with the code of
@@ -46,13 +49,15 @@ def read_batch(name: str) -> Lines:
     if not path.exists():
         raise ValidationError(f"no such file: {name}", field="file", rule="exists")
     if path.is_dir():
-        raise ValidationError(f"{name} is a directory, not a JSONL file of commands",
-                              field="file", rule="file")
+        raise ValidationError(
+            f"{name} is a directory, not a JSONL file of commands", field="file", rule="file"
+        )
     try:
         stream = path.open("rb")
     except OSError as e:
-        raise ValidationError(f"cannot read {name}: {e.strerror or e}", field="file",
-                              rule="readable") from None
+        raise ValidationError(
+            f"cannot read {name}: {e.strerror or e}", field="file", rule="readable"
+        ) from None
     return _lines(stream, name)
 
 
@@ -65,23 +70,34 @@ def _lines(stream: IO[bytes], name: str) -> Lines:
 
 def _check_text(head: bytes, name: str) -> None:
     if b"\x00" in head:
-        raise ValidationError(f"{name} is not a text file (it holds NUL bytes): expected JSON"
-                              " Lines, one command per line", field="file", rule="utf8_text")
+        raise ValidationError(
+            f"{name} is not a text file (it holds NUL bytes): expected JSON"
+            " Lines, one command per line",
+            field="file",
+            rule="utf8_text",
+        )
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError as e:
-        raise ValidationError(f"{name} is not UTF-8 text (byte {head[e.start]:#04x} at offset"
-                              f" {e.start}): expected JSON Lines, one command per line",
-                              field="file", rule="utf8_text") from None
+        raise ValidationError(
+            f"{name} is not UTF-8 text (byte {head[e.start]:#04x} at offset"
+            f" {e.start}): expected JSON Lines, one command per line",
+            field="file",
+            rule="utf8_text",
+        ) from None
 
 
 def _decoded(stream: IO[bytes]) -> Iterator[tuple[int, str]]:
     with stream:
         for number, raw in enumerate(stream, 1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
+                raw = raw[len(codecs.BOM_UTF8) :]
             try:
                 yield number, raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                yield number, BadText(f"line is not UTF-8 text (byte {raw[e.start]:#04x} at"
-                                      f" column {e.start + 1})")
+                yield (
+                    number,
+                    BadText(
+                        f"line is not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})"
+                    ),
+                )

@@ -87,8 +87,9 @@ class BulkCloser:
         self._saving_thread = 0
         self._committed = False
 
-    def close(self, through: date, partition: Partition = WHOLE_BOOK,
-              progress: Progress | None = None) -> Closed:
+    def close(
+        self, through: date, partition: Partition = WHOLE_BOOK, progress: Progress | None = None
+    ) -> Closed:
         """Close every day through ``through`` for the partition's active loans; ``progress``
         gets the loan-days each chunk closed."""
         closed = Closed()
@@ -103,8 +104,9 @@ class BulkCloser:
 
     def chunks(self, partition: Partition) -> Iterator[list[str]]:
         after: str | None = None
-        while ids := store.active_loan_ids(self.engine, partition.lower, partition.upper,
-                                            limit=self.chunk_size, after=after):
+        while ids := store.active_loan_ids(
+            self.engine, partition.lower, partition.upper, limit=self.chunk_size, after=after
+        ):
             yield ids
             after = ids[-1]
 
@@ -132,7 +134,8 @@ class BulkCloser:
         rows = store.load_chunk(self.engine, ids)
         to_snapshot, to_event = self.snapshot_mapper.to_domain_event, self.mapper.to_domain_event
         history: dict[UUID | str, list[Any]] = {  # StoredEvent ids are typed UUID | str
-            loan_id: [to_snapshot(stored)] for loan_id, stored in rows.snapshots.items()}
+            loan_id: [to_snapshot(stored)] for loan_id, stored in rows.snapshots.items()
+        }
         for stored in rows.events:
             history.setdefault(stored.originator_id, []).append(to_event(stored))
         loans: dict[UUID, Loan] = {}
@@ -159,8 +162,9 @@ class BulkCloser:
         moved: set[UUID] = set()
         for attempt in range(self.retries + 1):
             aside = moved if attempt == self.retries else set()
-            group = [loan for loan in loans.values()
-                     if loan.pending_events and loan.id not in aside]
+            group = [
+                loan for loan in loans.values() if loan.pending_events and loan.id not in aside
+            ]
             if not group:
                 break
             crash_point("eod.before_write")
@@ -185,13 +189,15 @@ class BulkCloser:
                 return saved
             # Pause before re-loading, never between load and save (that would widen the
             # window the next command lands in).
-            time.sleep(random.random() * min(1.0, 0.01 * 2 ** attempt))
+            time.sleep(random.random() * min(1.0, 0.01 * 2**attempt))
             self._redecide_moved([loan], loans, through)
         raise EndOfDayFailed(
             f"end of day could not close loan {loan_id} through {through}: commands changed it"
             f" under each of {self.retries} attempts; nothing of that loan was written and the"
-            " clock was not advanced — rerun end of day", field="loan_id",
-            rule="concurrent_modification")
+            " clock was not advanced — rerun end of day",
+            field="loan_id",
+            rule="concurrent_modification",
+        )
 
     def _try_save(self, group: list[Loan]) -> int | None:
         """Append the group's pending events in one transaction: how many, or ``None`` when
@@ -219,8 +225,9 @@ class BulkCloser:
         if threading.get_ident() == self._saving_thread:  # not another thread's command
             self._committed = True
 
-    def _redecide_moved(self, group: list[Loan], loans: dict[UUID, Loan],
-                        through: date) -> set[UUID]:
+    def _redecide_moved(
+        self, group: list[Loan], loans: dict[UUID, Loan], through: date
+    ) -> set[UUID]:
         """Re-load and re-decide the group's loans whose stored version is no longer the one
         they were loaded at (one query finds them); the others keep their decisions."""
         stored = store.stored_versions(self.engine, [loan.id for loan in group])
@@ -236,8 +243,11 @@ class BulkCloser:
         try:
             self._snapshot(loans)
         except Exception as error:  # a cache: never fails the run
-            log.warning("end of day: fresh snapshots of a chunk were not written (%s); their"
-                        " loans replay a few more events until the next one", error)
+            log.warning(
+                "end of day: fresh snapshots of a chunk were not written (%s); their"
+                " loans replay a few more events until the next one",
+                error,
+            )
 
     def _snapshot(self, loans: dict[UUID, Loan]) -> None:
         """Replace the snapshot of loans that built up ``snapshot_after`` events since it.
@@ -247,8 +257,11 @@ class BulkCloser:
         costs replay next time."""
         if not self.snapshot_after:
             return
-        due = [loan for loan in loans.values()
-               if loan.version - self.snapshot_versions.get(loan.id, 0) >= self.snapshot_after]
+        due = [
+            loan
+            for loan in loans.values()
+            if loan.version - self.snapshot_versions.get(loan.id, 0) >= self.snapshot_after
+        ]
         if not due:
             return
         stored = [self.snapshot_mapper.to_stored_event(Loan.Snapshot.take(loan)) for loan in due]

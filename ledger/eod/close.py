@@ -51,11 +51,20 @@ class EodSummary:
     loan_days: int = 0  # loans × days closed (a loan catching up three days counts three)
 
     @classmethod
-    def nothing_to_do(cls, closed: date, seconds: float = 0.0,
-                      partition: Partition = WHOLE_BOOK) -> EodSummary:
+    def nothing_to_do(
+        cls, closed: date, seconds: float = 0.0, partition: Partition = WHOLE_BOOK
+    ) -> EodSummary:
         """The ledger is already closed through ``closed``."""
-        return cls(closed_from=None, closed_through=closed, loans=0, events=0, seconds=seconds,
-                   partition=partition.label, clock_advanced=False, skipped=True)
+        return cls(
+            closed_from=None,
+            closed_through=closed,
+            loans=0,
+            events=0,
+            seconds=seconds,
+            partition=partition.label,
+            clock_advanced=False,
+            skipped=True,
+        )
 
     @property
     def loans_per_second(self) -> float:
@@ -78,13 +87,22 @@ def check_days_ahead(app: LoanLedger, through: date, *, confirm: bool = False) -
             f"--through {through} is {ahead} days past the open business day"
             f" {app.business_date()}: every active loan would post {ahead + 1} days of"
             f" interest and penalties at once (more than LEDGER_EOD_CONFIRM_DAYS={limit});"
-            " pass --yes to confirm", field="through", rule="confirm_days_ahead")
+            " pass --yes to confirm",
+            field="through",
+            rule="confirm_days_ahead",
+        )
 
 
-def close_business_days(app: LoanLedger, through: date, progress: Progress | None = None, *,
-                        workers: int | None = None, partition: str | None = None,
-                        wait: float | None = None,
-                        skip_if_closed: bool = False) -> EodSummary:
+def close_business_days(
+    app: LoanLedger,
+    through: date,
+    progress: Progress | None = None,
+    *,
+    workers: int | None = None,
+    partition: str | None = None,
+    wait: float | None = None,
+    skip_if_closed: bool = False,
+) -> EodSummary:
     """Close every business day up to ``through`` for every active loan.
 
     One end of day at a time (a second one waits ``wait`` seconds, default
@@ -96,14 +114,28 @@ def close_business_days(app: LoanLedger, through: date, progress: Progress | Non
     closed = app.closed_through()
     if part.whole and closed is not None and through <= closed:
         return EodSummary.nothing_to_do(closed)
-    return run_end_of_day(app, through, workers=workers, progress=progress, wait=wait,
-                          partition=part, skip_if_closed=skip_if_closed)
+    return run_end_of_day(
+        app,
+        through,
+        workers=workers,
+        progress=progress,
+        wait=wait,
+        partition=part,
+        skip_if_closed=skip_if_closed,
+    )
 
 
 # ------------------------------------------------------------------ the run
-def run_end_of_day(app: LoanLedger, through: date, *, workers: int | None = None,
-                   partition: Partition = WHOLE_BOOK, progress: Progress | None = None,
-                   wait: float | None = None, skip_if_closed: bool = False) -> EodSummary:
+def run_end_of_day(
+    app: LoanLedger,
+    through: date,
+    *,
+    workers: int | None = None,
+    partition: Partition = WHOLE_BOOK,
+    progress: Progress | None = None,
+    wait: float | None = None,
+    skip_if_closed: bool = False,
+) -> EodSummary:
     """Close every business day up to ``through``: under the EOD lock, chunk by chunk (in
     ``workers`` local processes, or for one ``partition``), then advance the clock once every
     partition of ``through`` is done.
@@ -113,8 +145,11 @@ def run_end_of_day(app: LoanLedger, through: date, *, workers: int | None = None
     settings = app.settings
     workers = workers or settings.eod_workers
     if workers > 1 and not partition.whole:
-        raise ValidationError("--workers splits the whole book; with --partition run one"
-                              " process per partition", field="workers", rule="whole_book")
+        raise ValidationError(
+            "--workers splits the whole book; with --partition run one process per partition",
+            field="workers",
+            rule="whole_book",
+        )
     started = time.perf_counter()
     _check_through(app, through)
     lock = EodLock(app.engine, partition, ttl=settings.eod_lock_ttl)
@@ -137,30 +172,48 @@ def run_end_of_day(app: LoanLedger, through: date, *, workers: int | None = None
         advanced = _finish_run(app, run_id, "done", done, through=through, partition=partition)
     finally:
         lock.release()
-    return EodSummary(closed_from=closed + ONE_DAY if closed else None, closed_through=through,
-                      loans=done.loans, loan_days=done.loan_days, events=done.events,
-                      seconds=time.perf_counter() - started, partition=partition.label,
-                      workers=workers, clock_advanced=advanced)
+    return EodSummary(
+        closed_from=closed + ONE_DAY if closed else None,
+        closed_through=through,
+        loans=done.loans,
+        loan_days=done.loan_days,
+        events=done.events,
+        seconds=time.perf_counter() - started,
+        partition=partition.label,
+        workers=workers,
+        clock_advanced=advanced,
+    )
 
 
 def _check_through(app: LoanLedger, through: date) -> date | None:
     closed = app.closed_through()
     if closed is not None and through < closed:
-        raise InvalidDate(f"already closed through {closed}; cannot close {through}",
-                          field="through", rule="not_before_closed")
+        raise InvalidDate(
+            f"already closed through {closed}; cannot close {through}",
+            field="through",
+            rule="not_before_closed",
+        )
     return closed
 
 
 def _start_run(app: LoanLedger, through: date, partition: Partition, owner: str) -> str:
     run_id = str(uuid4())
     with app.transaction() as session:
-        eod_runs.record_start(session, run_id, through=through, partition=partition.label,
-                              owner=owner)
+        eod_runs.record_start(
+            session, run_id, through=through, partition=partition.label, owner=owner
+        )
     return run_id
 
 
-def _finish_run(app: LoanLedger, run_id: str, status: str, done: Closed, *,
-                through: date | None = None, partition: Partition = WHOLE_BOOK) -> bool:
+def _finish_run(
+    app: LoanLedger,
+    run_id: str,
+    status: str,
+    done: Closed,
+    *,
+    through: date | None = None,
+    partition: Partition = WHOLE_BOOK,
+) -> bool:
     """Mark the run; if it completes the set of partitions for ``through``, advance the clock
     in the same transaction. Returns whether the clock now stands at ``through``."""
     with app.transaction() as session:

@@ -34,8 +34,9 @@ def _owner() -> str:
 
 
 def _advisory_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"loan-ledger:{name}".encode()).digest()[:8],
-                          "big", signed=True)
+    return int.from_bytes(
+        hashlib.sha256(f"loan-ledger:{name}".encode()).digest()[:8], "big", signed=True
+    )
 
 
 class EodLock:
@@ -51,8 +52,9 @@ class EodLock:
 
     POLL = 0.2
 
-    def __init__(self, engine: Engine, partition: Partition = WHOLE_BOOK, *,
-                 ttl: float = 60) -> None:
+    def __init__(
+        self, engine: Engine, partition: Partition = WHOLE_BOOK, *, ttl: float = 60
+    ) -> None:
         self.engine = engine
         self.partition = partition
         self.ttl = ttl
@@ -70,15 +72,20 @@ class EodLock:
                 raise EndOfDayRunning(
                     f"another end of day is running ({self._holder()}); it finishes what this"
                     " one would do — retry later, or pass --wait SECONDS to queue behind it",
-                    field="through", rule="one_end_of_day_at_a_time")
+                    field="through",
+                    rule="one_end_of_day_at_a_time",
+                )
             time.sleep(self.POLL)
 
     def release(self) -> None:
         if self.postgres:
             if self._conn is not None:
                 for fn, key in reversed(self._held):
-                    unlock = "pg_advisory_unlock_shared" if fn.endswith("shared") else (
-                        "pg_advisory_unlock")
+                    unlock = (
+                        "pg_advisory_unlock_shared"
+                        if fn.endswith("shared")
+                        else ("pg_advisory_unlock")
+                    )
                     self._conn.execute(text(f"SELECT {unlock}(:k)"), {"k": key})
                 self._conn.close()
             self._conn, self._held = None, []
@@ -87,8 +94,9 @@ class EodLock:
         if self._heartbeat is not None:
             self._heartbeat.join()
         with self.engine.begin() as conn:
-            conn.execute(delete(eod_lock).where(eod_lock.c.name == "eod",
-                                                eod_lock.c.owner == self.owner))
+            conn.execute(
+                delete(eod_lock).where(eod_lock.c.name == "eod", eod_lock.c.owner == self.owner)
+            )
 
     def __enter__(self) -> EodLock:
         return self
@@ -103,9 +111,14 @@ class EodLock:
     def _try_postgres(self) -> bool:
         if self._conn is None:
             self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        wanted = ([("pg_try_advisory_lock", _advisory_key("eod"))] if self.partition.whole else
-                  [("pg_try_advisory_lock_shared", _advisory_key("eod")),
-                   ("pg_try_advisory_lock", _advisory_key(f"eod:{self.partition.label}"))])
+        wanted = (
+            [("pg_try_advisory_lock", _advisory_key("eod"))]
+            if self.partition.whole
+            else [
+                ("pg_try_advisory_lock_shared", _advisory_key("eod")),
+                ("pg_try_advisory_lock", _advisory_key(f"eod:{self.partition.label}")),
+            ]
+        )
         for fn, key in wanted:
             if not self._conn.execute(text(f"SELECT {fn}(:k)"), {"k": key}).scalar():
                 self.release()
@@ -116,23 +129,32 @@ class EodLock:
     # -- SQLite
     def _try_row(self) -> bool:
         now = _utcnow()
-        row = {"name": "eod", "owner": self.owner, "acquired_at": now,
-               "expires_at": now + timedelta(seconds=self.ttl)}
+        row = {
+            "name": "eod",
+            "owner": self.owner,
+            "acquired_at": now,
+            "expires_at": now + timedelta(seconds=self.ttl),
+        }
         try:
             with self.engine.begin() as conn:
-                held = conn.execute(select(eod_lock.c.owner, eod_lock.c.expires_at)
-                                    .where(eod_lock.c.name == "eod")).first()
+                held = conn.execute(
+                    select(eod_lock.c.owner, eod_lock.c.expires_at).where(eod_lock.c.name == "eod")
+                ).first()
                 if held is not None and not _stale(held.owner, held.expires_at, now):
                     return False
                 if held is not None:  # take over from a dead or silent owner
-                    conn.execute(delete(eod_lock).where(eod_lock.c.name == "eod",
-                                                        eod_lock.c.owner == held.owner))
+                    conn.execute(
+                        delete(eod_lock).where(
+                            eod_lock.c.name == "eod", eod_lock.c.owner == held.owner
+                        )
+                    )
                 conn.execute(insert(eod_lock).values(**row))
         except (SAIntegrityError, OperationalError):
             return False  # another process won the race (or holds the write lock)
         self._stop.clear()
-        self._heartbeat = threading.Thread(target=self._beat, name="eod-lock-heartbeat",
-                                           daemon=True)
+        self._heartbeat = threading.Thread(
+            target=self._beat, name="eod-lock-heartbeat", daemon=True
+        )
         self._heartbeat.start()
         return True
 
@@ -140,9 +162,11 @@ class EodLock:
         while not self._stop.wait(self.ttl / 3):
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(update(eod_lock).where(
-                        eod_lock.c.name == "eod", eod_lock.c.owner == self.owner).values(
-                        expires_at=_utcnow() + timedelta(seconds=self.ttl)))
+                    conn.execute(
+                        update(eod_lock)
+                        .where(eod_lock.c.name == "eod", eod_lock.c.owner == self.owner)
+                        .values(expires_at=_utcnow() + timedelta(seconds=self.ttl))
+                    )
             except OperationalError:
                 continue  # busy database: the next beat comes well before expiry
 

@@ -37,8 +37,11 @@ class Partition:
         except ValueError:
             partition = cls(0, 0)
         if not 1 <= partition.number <= partition.count <= 1024:
-            raise ValidationError(f"partition must be k/N with 1 ≤ k ≤ N ≤ 1024, got {text_!r}",
-                                  field="partition", rule="k_of_n")
+            raise ValidationError(
+                f"partition must be k/N with 1 ≤ k ≤ N ≤ 1024, got {text_!r}",
+                field="partition",
+                rule="k_of_n",
+            )
         return partition
 
     @property
@@ -77,8 +80,9 @@ def count_active(app: LoanLedger, partition: Partition = WHOLE_BOOK) -> int:
     return count_active_loans(app.engine, partition.lower, partition.upper)
 
 
-def count_loan_days(app: LoanLedger, through: date,
-                    partition: Partition = WHOLE_BOOK) -> int | None:
+def count_loan_days(
+    app: LoanLedger, through: date, partition: Partition = WHOLE_BOOK
+) -> int | None:
     """The loan-days a run through ``through`` closes in the partition: the total for the
     progress callback, which counts loan-days (a loan closing three missing days counts 3).
 

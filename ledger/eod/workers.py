@@ -22,17 +22,20 @@ if TYPE_CHECKING:
     from ledger.app.application import LoanLedger
 
 
-def run_workers(app: LoanLedger, through: date, workers: int,
-                progress: Progress | None) -> Closed:
+def run_workers(app: LoanLedger, through: date, workers: int, progress: Progress | None) -> Closed:
     """Run the whole book as ``workers`` processes, one loan-id range each, each with its own
     engine. Returns when all are done; raises if any failed (the clock is then left alone)."""
     context = multiprocessing.get_context("spawn")
     messages: Any = context.Queue()
     settings = app.settings.model_dump()
-    processes = [context.Process(target=_worker, name=f"eod-worker-{p.label}",
-                                 args=(type(app), settings, through, p.number, p.count,
-                                       messages))
-                 for p in WHOLE_BOOK.split(workers)]
+    processes = [
+        context.Process(
+            target=_worker,
+            name=f"eod-worker-{p.label}",
+            args=(type(app), settings, through, p.number, p.count, messages),
+        )
+        for p in WHOLE_BOOK.split(workers)
+    ]
     for process in processes:
         process.start()
     results: dict[int, Closed] = {}
@@ -57,21 +60,30 @@ def run_workers(app: LoanLedger, through: date, workers: int,
         raise EndOfDayFailed(
             "end of day failed in a worker (" + "; ".join(failures or missing) + "); the"
             " clock was not advanced — rerun: closed loans post nothing twice",
-            field="workers", rule="all_partitions_done")
+            field="workers",
+            rule="all_partitions_done",
+        )
     total = Closed()
     for closed in results.values():
         total += closed
     return total
 
 
-def _worker(app_class: type[LoanLedger], settings: dict[str, Any], through: date,
-            number: int, count: int, messages: Any) -> None:
+def _worker(
+    app_class: type[LoanLedger],
+    settings: dict[str, Any],
+    through: date,
+    number: int,
+    count: int,
+    messages: Any,
+) -> None:
     from ledger.settings import Settings
 
     app = app_class(Settings(**settings))
     try:
         closed = BulkCloser(app).close(
-            through, Partition(number, count), lambda n: messages.put(("progress", number, n)))
+            through, Partition(number, count), lambda n: messages.put(("progress", number, n))
+        )
         messages.put(("done", number, closed.loans, closed.loan_days, closed.events))
     except Exception as e:  # reported to the parent, which fails the run
         messages.put(("failed", number, f"{type(e).__name__}: {e}"))

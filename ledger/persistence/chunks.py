@@ -36,8 +36,9 @@ from ledger.persistence.tables import events, loan_directory, snapshots
 
 
 # ------------------------------------------------------------------ which loans
-def active_loan_ids(engine: Engine, lower: str, upper: str | None, *, limit: int,
-                    after: str | None = None) -> list[str]:
+def active_loan_ids(
+    engine: Engine, lower: str, upper: str | None, *, limit: int, after: str | None = None
+) -> list[str]:
     """Up to ``limit`` active loans' ids in ``[lower, upper)`` (``upper`` None: to the end),
     in loan-id order; from ``lower`` on, or strictly after ``after`` (the last page's last)."""
     c = loan_directory.c
@@ -53,8 +54,11 @@ def active_loan_ids(engine: Engine, lower: str, upper: str | None, *, limit: int
 def count_active_loans(engine: Engine, lower: str, upper: str | None) -> int:
     """Active loans in ``[lower, upper)``."""
     c = loan_directory.c
-    query = select(func.count()).select_from(loan_directory).where(
-        c.status == str(LoanStatus.ACTIVE), c.loan_id >= lower)
+    query = (
+        select(func.count())
+        .select_from(loan_directory)
+        .where(c.status == str(LoanStatus.ACTIVE), c.loan_id >= lower)
+    )
     if upper is not None:
         query = query.where(c.loan_id < upper)
     with engine.connect() as conn:
@@ -79,20 +83,28 @@ def load_chunk(engine: Engine, ids: list[UUID]) -> ChunkRows:
 
     def columns(c: Any) -> list[Any]:
         if postgres:
-            return [cast(c.originator_id, Text), c.originator_version, c.topic,
-                    func.convert_from(c.state, "UTF8")]
+            return [
+                cast(c.originator_id, Text),
+                c.originator_version,
+                c.topic,
+                func.convert_from(c.state, "UTF8"),
+            ]
         return [c.originator_id, c.originator_version, c.topic, c.state]
 
-    latest_snapshot = (select(func.coalesce(func.max(s.originator_version), 0))
-                       .where(s.originator_id == e.originator_id).scalar_subquery())
+    latest_snapshot = (
+        select(func.coalesce(func.max(s.originator_version), 0))
+        .where(s.originator_id == e.originator_id)
+        .scalar_subquery()
+    )
     with engine.connect() as conn:
-        snapshot_rows = conn.execute(select(*columns(s)).where(s.originator_id.in_(ids))
-                                     ).cursor.fetchall()
-        event_rows = conn.execute(select(*columns(e))
-                                  .where(e.originator_id.in_(ids),
-                                         e.originator_version > latest_snapshot)
-                                  .order_by(e.originator_id, e.originator_version)
-                                  ).cursor.fetchall()
+        snapshot_rows = conn.execute(
+            select(*columns(s)).where(s.originator_id.in_(ids))
+        ).cursor.fetchall()
+        event_rows = conn.execute(
+            select(*columns(e))
+            .where(e.originator_id.in_(ids), e.originator_version > latest_snapshot)
+            .order_by(e.originator_id, e.originator_version)
+        ).cursor.fetchall()
     latest: dict[UUID, Any] = {}
     for row in snapshot_rows:
         loan_id = by_key[row[0]]
@@ -100,7 +112,8 @@ def load_chunk(engine: Engine, ids: list[UUID]) -> ChunkRows:
             latest[loan_id] = row
     return ChunkRows(
         snapshots={loan_id: _stored(loan_id, row) for loan_id, row in latest.items()},
-        events=[_stored(by_key[row[0]], row) for row in event_rows])
+        events=[_stored(by_key[row[0]], row) for row in event_rows],
+    )
 
 
 def stored_versions(engine: Engine, ids: list[UUID]) -> dict[UUID, int]:
@@ -110,9 +123,11 @@ def stored_versions(engine: Engine, ids: list[UUID]) -> dict[UUID, int]:
     key = cast(e.originator_id, Text) if postgres else e.originator_id
     by_key = _keys(ids, postgres)
     with engine.connect() as conn:
-        rows = conn.execute(select(key, func.max(e.originator_version))
-                            .where(e.originator_id.in_(ids))
-                            .group_by(e.originator_id)).cursor.fetchall()
+        rows = conn.execute(
+            select(key, func.max(e.originator_version))
+            .where(e.originator_id.in_(ids))
+            .group_by(e.originator_id)
+        ).cursor.fetchall()
     return {by_key[row[0]]: row[1] for row in rows}
 
 
@@ -121,11 +136,21 @@ def replace_snapshots(session: Session, stored: list[StoredEvent]) -> None:
     transaction (so the table stays about one row per loan)."""
     if not stored:
         return
-    session.execute(delete(snapshots).where(
-        snapshots.c.originator_id.in_([x.originator_id for x in stored])))
-    session.execute(insert(snapshots), [
-        {"originator_id": x.originator_id, "originator_version": x.originator_version,
-         "topic": x.topic, "state": x.state} for x in stored])
+    session.execute(
+        delete(snapshots).where(snapshots.c.originator_id.in_([x.originator_id for x in stored]))
+    )
+    session.execute(
+        insert(snapshots),
+        [
+            {
+                "originator_id": x.originator_id,
+                "originator_version": x.originator_version,
+                "topic": x.topic,
+                "state": x.state,
+            }
+            for x in stored
+        ],
+    )
 
 
 def _postgres(engine: Engine) -> bool:
@@ -134,14 +159,21 @@ def _postgres(engine: Engine) -> bool:
 
 def _keys(ids: list[UUID], postgres: bool) -> dict[Any, UUID]:
     # The raw rows' ids: text on PostgreSQL, UUIDType's 16 bytes on SQLite.
-    return ({str(loan_id): loan_id for loan_id in ids} if postgres else
-            {loan_id.bytes: loan_id for loan_id in ids})
+    return (
+        {str(loan_id): loan_id for loan_id in ids}
+        if postgres
+        else {loan_id.bytes: loan_id for loan_id in ids}
+    )
 
 
 def _stored(loan_id: UUID, row: Any) -> StoredEvent:
     state = row[3]
-    return StoredEvent(originator_id=loan_id, originator_version=row[1], topic=row[2],
-                       state=state.encode() if isinstance(state, str) else bytes(state))
+    return StoredEvent(
+        originator_id=loan_id,
+        originator_version=row[1],
+        topic=row[2],
+        state=state.encode() if isinstance(state, str) else bytes(state),
+    )
 
 
 # ------------------------------------------------------------------ the chunk's commit
@@ -149,8 +181,9 @@ SessionHook = Callable[[Session], None]
 
 
 @contextmanager
-def commit_hooks(app: Application[Any], before_commit: SessionHook,
-                 after_commit: SessionHook) -> Iterator[None]:
+def commit_hooks(
+    app: Application[Any], before_commit: SessionHook, after_commit: SessionHook
+) -> Iterator[None]:
     """Call the hooks around every COMMIT of the application's event store while inside:
     ``before_commit`` between a transaction's INSERTs and its COMMIT, ``after_commit`` once
     it is in. They see every thread's transactions (filter by thread if that matters)."""
@@ -169,5 +202,6 @@ def is_write_conflict(error: BaseException) -> bool:
     unique index, or — SQLite — the single writer still busy after the busy timeout."""
     if isinstance(error, IntegrityError | SAIntegrityError):
         return True
-    return (isinstance(error, StoreOperationalError | OperationalError)
-            and "database is locked" in str(error))
+    return isinstance(
+        error, StoreOperationalError | OperationalError
+    ) and "database is locked" in str(error)

@@ -58,8 +58,16 @@ class Converter:
 
 
 def _installment_row(i: InstallmentState) -> list[Any]:
-    row = [i.number, i.start_date.isoformat(), i.due_date.isoformat(), str(i.principal),
-           str(i.interest), i.fell_due, str(i.principal_paid), str(i.interest_paid)]
+    row = [
+        i.number,
+        i.start_date.isoformat(),
+        i.due_date.isoformat(),
+        str(i.principal),
+        str(i.interest),
+        i.fell_due,
+        str(i.principal_paid),
+        str(i.interest_paid),
+    ]
     if i.closed_by:  # a ninth element only for an installment closed other than by payments
         row.append(i.closed_by)
     return row
@@ -70,13 +78,28 @@ def _installment(row: list[Any]) -> InstallmentState:
     # every row written before it was kept. Loading a loan builds every installment here.
     if len(row) == 8:
         n, start, due, principal, interest, fell_due, principal_paid, interest_paid = row
-        return InstallmentState(n, date.fromisoformat(start), date.fromisoformat(due),
-                                Decimal(principal), Decimal(interest), fell_due,
-                                Decimal(principal_paid), Decimal(interest_paid))
+        return InstallmentState(
+            n,
+            date.fromisoformat(start),
+            date.fromisoformat(due),
+            Decimal(principal),
+            Decimal(interest),
+            fell_due,
+            Decimal(principal_paid),
+            Decimal(interest_paid),
+        )
     n, start, due, principal, interest, fell_due, principal_paid, interest_paid, closed = row
-    return InstallmentState(n, date.fromisoformat(start), date.fromisoformat(due),
-                            Decimal(principal), Decimal(interest), fell_due,
-                            Decimal(principal_paid), Decimal(interest_paid), closed)
+    return InstallmentState(
+        n,
+        date.fromisoformat(start),
+        date.fromisoformat(due),
+        Decimal(principal),
+        Decimal(interest),
+        fell_due,
+        Decimal(principal_paid),
+        Decimal(interest_paid),
+        closed,
+    )
 
 
 # Value types with their own compact form (instances of these never appear in plain JSON).
@@ -119,8 +142,9 @@ def converter_for(tp: Any) -> Converter | None:
         if inner is None:
             return None
         enc, dec = _none_safe(inner)
-        return Converter(lambda v: {k: enc(x) for k, x in v.items()},
-                         lambda v: {k: dec(x) for k, x in v.items()})
+        return Converter(
+            lambda v: {k: enc(x) for k, x in v.items()}, lambda v: {k: dec(x) for k, x in v.items()}
+        )
     if origin is typing.ClassVar:
         return None
     raise TypeError(f"no stored form for {tp!r}; give it a converter in ledger.persistence.codec")
@@ -143,8 +167,9 @@ class FieldCodec:
     line per typed field calling its converter directly, no loop or lookup per field."""
 
     def __init__(self, hints: dict[str, Any], *, strict: bool) -> None:
-        self.converters = {name: conv for name, tp in hints.items()
-                           if (conv := converter_for(tp)) is not None}
+        self.converters = {
+            name: conv for name, tp in hints.items() if (conv := converter_for(tp)) is not None
+        }
         self.fields = frozenset(hints)
         self.strict = strict  # every key must be declared (aggregate state)
         self.decode = self._compile("decode")
@@ -155,8 +180,10 @@ class FieldCodec:
         for n, (name, conv) in enumerate(self.converters.items()):
             scope[f"c{n}"] = getattr(conv, direction)
             if conv.optional:
-                lines += [f"    v = s.get({name!r})",
-                          f"    if v is not None: s[{name!r}] = c{n}(v)"]
+                lines += [
+                    f"    v = s.get({name!r})",
+                    f"    if v is not None: s[{name!r}] = c{n}(v)",
+                ]
             else:
                 lines += [f"    if {name!r} in s: s[{name!r}] = c{n}(s[{name!r}])"]
         lines.append("    return s")
@@ -171,15 +198,15 @@ class FieldCodec:
         return self._encode(state)
 
 
-AGGREGATE_BASE_STATE = {"_created_on": datetime, "_modified_on": datetime,
-                        "class_version": int}
+AGGREGATE_BASE_STATE = {"_created_on": datetime, "_modified_on": datetime, "class_version": int}
 EVENT_ENVELOPE = ("originator_id", "originator_version", "originator_id_type")
 
 
 @cache
 def event_codec(cls: type) -> FieldCodec:
-    hints = {name: tp for name, tp in typing.get_type_hints(cls).items()
-             if name not in EVENT_ENVELOPE}
+    hints = {
+        name: tp for name, tp in typing.get_type_hints(cls).items() if name not in EVENT_ENVELOPE
+    }
     if VERSION_KEY in hints:
         raise TypeError(f"{cls.__qualname__} may not have a field named {VERSION_KEY!r}")
     return FieldCodec(hints, strict=False)
@@ -195,8 +222,10 @@ def state_codec(aggregate_topic: str) -> FieldCodec:
 
 
 def _reject(value: Any) -> Any:
-    raise TypeError(f"{type(value).__name__} {value!r} in an untyped field; declare the "
-                    "field's type on the event or store a plain value")
+    raise TypeError(
+        f"{type(value).__name__} {value!r} in an untyped field; declare the "
+        "field's type on the event or store a plain value"
+    )
 
 
 def dumps(state: dict[str, Any]) -> bytes:
@@ -225,8 +254,12 @@ class LedgerMapper(Mapper[UUID]):
             payload = self.compressor.compress(payload)
         if self.cipher:
             payload = self.cipher.encrypt(payload)
-        return StoredEvent(originator_id=originator_id, originator_version=originator_version,
-                           topic=get_topic(cls), state=payload)
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=get_topic(cls),
+            state=payload,
+        )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         cls, decode, is_snapshot, class_version = _reader(stored_event.topic)
@@ -244,14 +277,17 @@ class LedgerMapper(Mapper[UUID]):
             else:  # written by the library's transcoder
                 state = self.transcoder.decode(payload)
         except Exception as e:
-            msg = (f"Failed to deserialise state of stored event with topic "
-                   f"'{stored_event.topic}', originator_id '{stored_event.originator_id}' and "
-                   f"originator_version {stored_event.originator_version}: {e}")
+            msg = (
+                f"Failed to deserialise state of stored event with topic "
+                f"'{stored_event.topic}', originator_id '{stored_event.originator_id}' and "
+                f"originator_version {stored_event.originator_version}: {e}"
+            )
             raise MapperDeserialisationError(msg) from e
         originator_id = stored_event.originator_id
         if type(originator_id) is not UUID:
             originator_id = find_id_convertor(cls, cast(Hashable, type(originator_id)))(
-                originator_id)
+                originator_id
+            )
         state["originator_id"] = originator_id
         state["originator_version"] = stored_event.originator_version
         if class_version > 1:
@@ -270,5 +306,9 @@ def _reader(topic: str) -> tuple[Any, Convert, bool, int]:
     whether it is a snapshot (its ``state`` decoded by the aggregate's State) and its
     class version (older stored versions are upcast)."""
     cls = resolve_topic(topic)
-    return (cls, event_codec(cls).decode, issubclass(cls, CanSnapshotAggregate),
-            getattr(cls, "class_version", 1))
+    return (
+        cls,
+        event_codec(cls).decode,
+        issubclass(cls, CanSnapshotAggregate),
+        getattr(cls, "class_version", 1),
+    )

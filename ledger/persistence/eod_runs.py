@@ -16,11 +16,21 @@ from sqlalchemy.orm import Session
 from ledger.persistence.tables import eod_runs, ledger_clock
 
 
-def record_start(session: Session, run_id: str, *, through: date, partition: str,
-                 owner: str) -> None:
-    session.execute(insert(eod_runs).values(
-        run_id=run_id, through=through, partition=partition, owner=owner, status="running",
-        loans=0, events=0, started_at=datetime.now(UTC)))
+def record_start(
+    session: Session, run_id: str, *, through: date, partition: str, owner: str
+) -> None:
+    session.execute(
+        insert(eod_runs).values(
+            run_id=run_id,
+            through=through,
+            partition=partition,
+            owner=owner,
+            status="running",
+            loans=0,
+            events=0,
+            started_at=datetime.now(UTC),
+        )
+    )
 
 
 def serialize_finishing(session: Session) -> None:
@@ -31,16 +41,24 @@ def serialize_finishing(session: Session) -> None:
 
 
 def record_finish(session: Session, run_id: str, status: str, loans: int, posted: int) -> None:
-    session.execute(update(eod_runs).where(eod_runs.c.run_id == run_id).values(
-        status=status, loans=loans, events=posted, finished_at=datetime.now(UTC)))
+    session.execute(
+        update(eod_runs)
+        .where(eod_runs.c.run_id == run_id)
+        .values(status=status, loans=loans, events=posted, finished_at=datetime.now(UTC))
+    )
 
 
 def partitions_done(session: Session, through: date, labels: list[str]) -> int:
     """How many of the partitions ``labels`` have a run done through ``through`` or later."""
-    return int(session.execute(
-        select(func.count(func.distinct(eod_runs.c.partition))).where(
-            eod_runs.c.status == "done", eod_runs.c.through >= through,
-            eod_runs.c.partition.in_(labels))).scalar_one())
+    return int(
+        session.execute(
+            select(func.count(func.distinct(eod_runs.c.partition))).where(
+                eod_runs.c.status == "done",
+                eod_runs.c.through >= through,
+                eod_runs.c.partition.in_(labels),
+            )
+        ).scalar_one()
+    )
 
 
 def advance_clock(session: Session, through: date) -> None:

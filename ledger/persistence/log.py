@@ -24,8 +24,10 @@ from ledger.persistence.tables import events
 #: (id, originator_id, originator_version, topic, state) — one stored event and its position.
 LogRow = Sequence[Any]
 
-_READ = ("SELECT id, originator_id, originator_version, topic, state"
-         f' FROM "{events.name}" WHERE id > %s ORDER BY id LIMIT %s')
+_READ = (
+    "SELECT id, originator_id, originator_version, topic, state"
+    f' FROM "{events.name}" WHERE id > %s ORDER BY id LIMIT %s'
+)
 
 
 class EventLog:
@@ -46,9 +48,12 @@ class EventLog:
             assert not rows or isinstance(rows[0][1], UUID)
             return rows
         c = events.c
-        return conn.execute(select(c.id, c.originator_id, c.originator_version, c.topic,
-                                   c.state)
-                            .where(c.id > after).order_by(c.id).limit(limit)).all()
+        return conn.execute(
+            select(c.id, c.originator_id, c.originator_version, c.topic, c.state)
+            .where(c.id > after)
+            .order_by(c.id)
+            .limit(limit)
+        ).all()
 
     def head(self, conn: Connection) -> int:
         """The id of the last recorded event (0 when the log is empty)."""
@@ -57,12 +62,16 @@ class EventLog:
     def first_after(self, conn: Connection, position: int) -> LogRow | None:
         """The first row after id ``position`` (None at the head)."""
         c = events.c
-        return conn.execute(select(c.id, c.originator_id, c.originator_version, c.topic,
-                                   c.state)
-                            .where(c.id > position).order_by(c.id).limit(1)).first()
+        return conn.execute(
+            select(c.id, c.originator_id, c.originator_version, c.topic, c.state)
+            .where(c.id > position)
+            .order_by(c.id)
+            .limit(1)
+        ).first()
 
     def count(self, conn: Connection, after: int, through: int) -> int:
         """How many rows have ids in ``(after, through]`` (ids may have gaps)."""
         c = events.c
-        return int(conn.execute(select(func.count())
-                                .where(c.id > after, c.id <= through)).scalar_one())
+        return int(
+            conn.execute(select(func.count()).where(c.id > after, c.id <= through)).scalar_one()
+        )

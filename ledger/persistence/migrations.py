@@ -58,9 +58,12 @@ def check_database_exists(database_url: str) -> None:
     stray ``ledger.db`` behind."""
     path = sqlite_file(database_url)
     if path is not None and not path.exists():
-        raise SchemaNotReady(f"there is no ledger database at {path}: run `ledger db upgrade`"
-                             " first to create it (or set LEDGER_DATABASE_URL)",
-                             field="database_url", rule="migrated")
+        raise SchemaNotReady(
+            f"there is no ledger database at {path}: run `ledger db upgrade`"
+            " first to create it (or set LEDGER_DATABASE_URL)",
+            field="database_url",
+            rule="migrated",
+        )
 
 
 def check_migrated(engine: Engine) -> None:
@@ -68,5 +71,7 @@ def check_migrated(engine: Engine) -> None:
     if not inspect(engine).has_table("command_log"):
         raise SchemaNotReady(
             f"the database at {engine.url.render_as_string(hide_password=True)} has no"
-            " ledger tables: run `ledger db upgrade` first", field="database_url",
-            rule="migrated")
+            " ledger tables: run `ledger db upgrade` first",
+            field="database_url",
+            rule="migrated",
+        )

@@ -24,12 +24,19 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 
-def _select_events(recorder: Any, originator_id: UUID | str, gt: int | None, lte: int | None,
-                   desc: bool, limit: int | None) -> list[StoredEvent]:
+def _select_events(
+    recorder: Any,
+    originator_id: UUID | str,
+    gt: int | None,
+    lte: int | None,
+    desc: bool,
+    limit: int | None,
+) -> list[StoredEvent]:
     table: Table = recorder.events_record_cls.__table__
     c = table.c
     query = select(c.originator_id, c.originator_version, c.topic, c.state).where(
-        c.originator_id == originator_id)
+        c.originator_id == originator_id
+    )
     if gt is not None:
         query = query.where(c.originator_version > gt)
     if lte is not None:
@@ -39,46 +46,66 @@ def _select_events(recorder: Any, originator_id: UUID | str, gt: int | None, lte
         query = query.limit(limit)
     with recorder.transaction(commit=False) as session:
         rows = session.execute(query).all()
-    return [StoredEvent(originator_id=r[0], originator_version=r[1], topic=r[2],
-                        state=bytes(r[3])) for r in rows]
+    return [
+        StoredEvent(originator_id=r[0], originator_version=r[1], topic=r[2], state=bytes(r[3]))
+        for r in rows
+    ]
 
 
 class LedgerAggregateRecorder(SQLAlchemyAggregateRecorder):
     """Used for the snapshot store."""
 
-    def select_events(self, originator_id: UUID | str, gt: int | None = None,
-                      lte: int | None = None, desc: bool = False,
-                      limit: int | None = None) -> list[StoredEvent]:
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
         return _select_events(self, originator_id, gt, lte, desc, limit)
 
-    def _insert_stored_events(self, session: Session, stored_events: Sequence[StoredEvent],
-                              **kwargs: Any) -> None:
+    def _insert_stored_events(
+        self, session: Session, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
         if stored_events:
             session.execute(insert(self.events_record_cls.__table__), _rows(stored_events))
 
 
 class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
-    def select_events(self, originator_id: UUID | str, gt: int | None = None,
-                      lte: int | None = None, desc: bool = False,
-                      limit: int | None = None) -> list[StoredEvent]:
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
         return _select_events(self, originator_id, gt, lte, desc, limit)
 
-    def _insert_stored_events(self, session: Session, stored_events: Sequence[StoredEvent],
-                              **kwargs: Any) -> Sequence[int]:
+    def _insert_stored_events(
+        self, session: Session, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int]:
         if not stored_events:
             return []
         table: Table = self.events_record_cls.__table__
         self._lock_table(session)
         result = session.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True),
-            _rows(stored_events))
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), _rows(stored_events)
+        )
         ids = [row[0] for row in result]
         self._notify_channel(session)
         return ids
 
-    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
-                             topics: Sequence[str] = (), *,
-                             inclusive_of_start: bool = True) -> list[Notification]:
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> list[Notification]:
         table: Table = self.events_record_cls.__table__
         c = table.c
         query = select(c.id, c.originator_id, c.originator_version, c.topic, c.state)
@@ -91,13 +118,24 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
         query = query.order_by(c.id).limit(limit)
         with self.transaction(commit=False) as session:
             rows = session.execute(query).all()
-        return [Notification(id=r[0], originator_id=r[1], originator_version=r[2], topic=r[3],
-                             state=bytes(r[4])) for r in rows]
+        return [
+            Notification(
+                id=r[0], originator_id=r[1], originator_version=r[2], topic=r[3], state=bytes(r[4])
+            )
+            for r in rows
+        ]
 
 
 def _rows(stored_events: Sequence[StoredEvent]) -> list[dict[str, Any]]:
-    return [{"originator_id": e.originator_id, "originator_version": e.originator_version,
-             "topic": e.topic, "state": e.state} for e in stored_events]
+    return [
+        {
+            "originator_id": e.originator_id,
+            "originator_version": e.originator_version,
+            "topic": e.topic,
+            "state": e.state,
+        }
+        for e in stored_events
+    ]
 
 
 class LedgerDatastore(SQLAlchemyDatastore):

@@ -41,7 +41,9 @@ class EventStore(Application[UUID]):
         self.settings = settings or load_settings()
         # The library declares these on the class; the interval is a setting, so per instance.
         self.snapshotting_intervals = {  # type: ignore[misc]
-            Loan: self.settings.snapshot_interval, Complaint: 100}
+            Loan: self.settings.snapshot_interval,
+            Complaint: 100,
+        }
         self.snapshotting_projectors = {Loan: project, Complaint: project}  # type: ignore[misc]
         env = {
             "PERSISTENCE_MODULE": "ledger.persistence.recorders:LedgerFactory",
@@ -58,8 +60,9 @@ class EventStore(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         # Typed JSON (ledger.persistence.codec); the library's transcoder reads older payloads.
-        return self.factory.mapper(transcoder=self.construct_transcoder(),
-                                   mapper_class=LedgerMapper)
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=LedgerMapper
+        )
 
     def register_transcodings(self, transcoder: Transcoder) -> None:
         super().register_transcodings(transcoder)  # type: ignore[arg-type]

@@ -45,8 +45,9 @@ SNAPSHOTS_TABLE = "ledger_snapshots"
 events = Table(
     EVENTS_TABLE,
     metadata,
-    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
-           autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("originator_id", UUIDType(), nullable=False),
     Column("originator_version", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
     Column("topic", Text(), nullable=False),
@@ -58,8 +59,7 @@ snapshots = Table(
     SNAPSHOTS_TABLE,
     metadata,
     Column("originator_id", UUIDType(), primary_key=True),
-    Column("originator_version", BigInteger().with_variant(Integer(), "sqlite"),
-           primary_key=True),
+    Column("originator_version", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
     Column("topic", Text(), nullable=False),
     Column("state", LargeBinary(), nullable=False),
 )

@@ -53,8 +53,10 @@ class Run:
         return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
 
     def __str__(self) -> str:  # shown by pytest when an assertion about a run fails
-        return (f"ledger {' '.join(self.args)} → exit {self.returncode}\n"
-                f"--- stdout\n{self.stdout}--- stderr\n{self.stderr}")
+        return (
+            f"ledger {' '.join(self.args)} → exit {self.returncode}\n"
+            f"--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
+        )
 
 
 class Ledger:
@@ -64,33 +66,49 @@ class Ledger:
         self.database_url = database_url
         self.cwd = cwd
 
-    def __call__(self, *args: str, expect: int | None = 0, env: dict[str, str] | None = None,
-                 stdin: bytes | None = None) -> Run:
+    def __call__(
+        self,
+        *args: str,
+        expect: int | None = 0,
+        env: dict[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> Run:
         """Run ``ledger *args`` (with extra ``LEDGER_*`` variables in ``env``, and ``stdin``
         piped in); it must never print a traceback, and must exit ``expect`` unless None."""
-        environ = {k: v for k, v in os.environ.items()
-                   if not k.startswith("LEDGER_") and k not in ("COLUMNS", "LINES", "FORCE_COLOR")}
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("LEDGER_") and k not in ("COLUMNS", "LINES", "FORCE_COLOR")
+        }
         # A pipe, not a terminal: plain text at rich's default 80 columns, as in CI or a script.
-        environ.update(LEDGER_DATABASE_URL=self.database_url, NO_COLOR="1",
-                       PYTHONIOENCODING="utf-8")
+        environ.update(
+            LEDGER_DATABASE_URL=self.database_url, NO_COLOR="1", PYTHONIOENCODING="utf-8"
+        )
         environ.update(env or {})
-        proc = subprocess.run([*ledger_command(), *args], cwd=self.cwd, env=environ,
-                              input=stdin if stdin is not None else b"", capture_output=True,
-                              timeout=120, check=False)
-        run = Run(tuple(args), proc.returncode, proc.stdout.decode("utf-8"),
-                  proc.stderr.decode("utf-8"))
+        proc = subprocess.run(
+            [*ledger_command(), *args],
+            cwd=self.cwd,
+            env=environ,
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        run = Run(
+            tuple(args), proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+        )
         assert "Traceback" not in run.stderr, str(run)
         if expect is not None:
             assert run.returncode == expect, str(run)
         return run
 
-    def side_by_side(self, expect: int | None = 0, **commands: tuple[str, ...]
-                     ) -> dict[str, Run]:
+    def side_by_side(self, expect: int | None = 0, **commands: tuple[str, ...]) -> dict[str, Run]:
         """Run independent, read-only commands concurrently (each is mostly interpreter
         start-up) and return their results by name, as if typed one after another."""
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            futures = {name: pool.submit(self, *args, expect=expect)
-                       for name, args in commands.items()}
+            futures = {
+                name: pool.submit(self, *args, expect=expect) for name, args in commands.items()
+            }
             return {name: future.result() for name, future in futures.items()}
 
 
@@ -125,8 +143,10 @@ def write_batch(scratch: Path) -> Callable[[str, list[dict[str, Any] | str]], Pa
 
     def write(name: str, commands: list[dict[str, Any] | str]) -> Path:
         path = scratch / name
-        path.write_text("".join((c if isinstance(c, str) else json.dumps(c)) + "\n"
-                                for c in commands), encoding="utf-8")
+        path.write_text(
+            "".join((c if isinstance(c, str) else json.dumps(c)) + "\n" for c in commands),
+            encoding="utf-8",
+        )
         return path
 
     return write
@@ -142,10 +162,12 @@ def e2e_postgres_server() -> Iterator[PostgresServer]:
     server.close()
 
 
-@pytest.fixture(scope="module",
-                params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def new_database(request: pytest.FixtureRequest,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], str]]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def new_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[], str]]:
     """Each call returns the URL of another fresh, empty, unmigrated database: a new SQLite
     file, or a new uniquely named PostgreSQL database, dropped WITH (FORCE) after the module."""
     if request.param == "sqlite":

@@ -24,20 +24,43 @@ UNKNOWN = "e0000000-0000-4000-8000-00000000000e"
 
 def open_loan(loan_id: str, principal: str, term: int) -> list[dict[str, Any]]:
     return [
-        {"type": "apply_for_loan", "idempotency_key": f"{loan_id}-apply", "loan_id": loan_id,
-         "borrower_id": "C-7", "principal": principal, "currency": "CNY",
-         "annual_rate": "0.12", "term": term, "method": "annuity", "day_count": "30/360",
-         "business_date": "2026-01-05"},
-        {"type": "approve_loan", "idempotency_key": f"{loan_id}-approve", "loan_id": loan_id,
-         "business_date": "2026-01-06"},
-        {"type": "disburse_loan", "idempotency_key": f"{loan_id}-disburse", "loan_id": loan_id,
-         "first_due": "2026-02-10", "business_date": "2026-01-10"},
+        {
+            "type": "apply_for_loan",
+            "idempotency_key": f"{loan_id}-apply",
+            "loan_id": loan_id,
+            "borrower_id": "C-7",
+            "principal": principal,
+            "currency": "CNY",
+            "annual_rate": "0.12",
+            "term": term,
+            "method": "annuity",
+            "day_count": "30/360",
+            "business_date": "2026-01-05",
+        },
+        {
+            "type": "approve_loan",
+            "idempotency_key": f"{loan_id}-approve",
+            "loan_id": loan_id,
+            "business_date": "2026-01-06",
+        },
+        {
+            "type": "disburse_loan",
+            "idempotency_key": f"{loan_id}-disburse",
+            "loan_id": loan_id,
+            "first_due": "2026-02-10",
+            "business_date": "2026-01-10",
+        },
     ]
 
 
 def repay(key: str, loan_id: str, amount: Any, currency: str = "CNY") -> dict[str, Any]:
-    return {"type": "receive_repayment", "idempotency_key": key, "loan_id": loan_id,
-            "amount": amount, "currency": currency}
+    return {
+        "type": "receive_repayment",
+        "idempotency_key": key,
+        "loan_id": loan_id,
+        "amount": amount,
+        "currency": currency,
+    }
 
 
 @dataclass(frozen=True)
@@ -47,13 +70,18 @@ class Given:
 
 
 @pytest.fixture(scope="module")
-def given(new_database: Callable[[], str], ledger_for: Callable[[str], Ledger],
-          write_batch: Callable[..., Path]) -> Given:
+def given(
+    new_database: Callable[[], str],
+    ledger_for: Callable[[str], Ledger],
+    write_batch: Callable[..., Path],
+) -> Given:
     ledger = ledger_for(new_database())
     ledger("db", "upgrade")
     paid_off = {**repay(f"{CLOSED}-payoff", CLOSED, "1010.00"), "business_date": "2026-02-10"}
-    batch = write_batch("given.jsonl", [*open_loan(ACTIVE, "100000.00", 12),
-                                        *open_loan(CLOSED, "1000.00", 1), paid_off])
+    batch = write_batch(
+        "given.jsonl",
+        [*open_loan(ACTIVE, "100000.00", 12), *open_loan(CLOSED, "1000.00", 1), paid_off],
+    )
     results = ledger("submit", str(batch)).json_lines()
     assert results[-1]["events"][-1] == "Closed"
     ledger("eod", "--through", "2026-02-15")
@@ -66,17 +94,24 @@ def error_line(stderr: str) -> str:
 
 
 def test_a_bad_line_fails_alone_and_the_rest_of_the_batch_is_processed(
-        given: Given, write_batch: Callable[..., Path]) -> None:
-    batch = write_batch("mixed.jsonl", [
-        repay("bad-float", ACTIVE, 100.5),                          # 1 a JSON float
-        {"type": "teleport_loan", "idempotency_key": "bad-type",    # 2 unknown command
-         "loan_id": ACTIVE},
-        repay("ok-1", ACTIVE, "100.00"),                            # 3 fine
-        repay("bad-currency", ACTIVE, "100.00", currency="USD"),    # 4 loan is in CNY
-        repay("bad-closed", CLOSED, "10.00"),                       # 5 loan is paid off
-        "{not json",                                                # 6 not JSON at all
-        repay("ok-2", ACTIVE, "200.00"),                            # 7 fine
-    ])
+    given: Given, write_batch: Callable[..., Path]
+) -> None:
+    batch = write_batch(
+        "mixed.jsonl",
+        [
+            repay("bad-float", ACTIVE, 100.5),  # 1 a JSON float
+            {
+                "type": "teleport_loan",
+                "idempotency_key": "bad-type",  # 2 unknown command
+                "loan_id": ACTIVE,
+            },
+            repay("ok-1", ACTIVE, "100.00"),  # 3 fine
+            repay("bad-currency", ACTIVE, "100.00", currency="USD"),  # 4 loan is in CNY
+            repay("bad-closed", CLOSED, "10.00"),  # 5 loan is paid off
+            "{not json",  # 6 not JSON at all
+            repay("ok-2", ACTIVE, "200.00"),  # 7 fine
+        ],
+    )
 
     # The batch exits with its most severe failure's code: the conflict (3, line 5) over bad
     # input (2)
@@ -103,8 +138,9 @@ def test_a_bad_line_fails_alone_and_the_rest_of_the_batch_is_processed(
 
 
 def test_an_unknown_loan_exits_4(given: Given) -> None:
-    runs = given.ledger.side_by_side(show=("loan", "show", UNKNOWN),
-                                     history=("loan", "history", UNKNOWN), expect=4)
+    runs = given.ledger.side_by_side(
+        show=("loan", "show", UNKNOWN), history=("loan", "history", UNKNOWN), expect=4
+    )
 
     for run in runs.values():
         assert run.stdout == ""
@@ -113,8 +149,9 @@ def test_an_unknown_loan_exits_4(given: Given) -> None:
 
 
 def test_eod_through_a_day_already_closed_has_nothing_to_do(given: Given) -> None:
-    runs = given.ledger.side_by_side(earlier=("eod", "--through", "2026-02-01"),
-                                     same=("eod", "--through", "2026-02-15"))
+    runs = given.ledger.side_by_side(
+        earlier=("eod", "--through", "2026-02-01"), same=("eod", "--through", "2026-02-15")
+    )
 
     for run in runs.values():
         assert "nothing to do" in run.text
@@ -152,15 +189,18 @@ def test_an_unreachable_database_is_one_clear_line(offline_ledger: Ledger) -> No
     assert "rule=reachable" in error_line(run.stderr)
 
 
-def test_a_read_command_never_creates_a_database(offline_ledger: Ledger,
-                                                 scratch: Path) -> None:
+def test_a_read_command_never_creates_a_database(offline_ledger: Ledger, scratch: Path) -> None:
     # Given no database at the configured SQLite path (here: the current directory's)
     missing = scratch / "ledger-that-is-not-there.db"
     ledger = type(offline_ledger)(f"sqlite:///{missing}", scratch)
 
-    runs = ledger.side_by_side(list=("loan", "list"), report=("report", "balances"),
-                               status=("projections", "status"), current=("db", "current"),
-                               expect=3)
+    runs = ledger.side_by_side(
+        list=("loan", "list"),
+        report=("report", "balances"),
+        status=("projections", "status"),
+        current=("db", "current"),
+        expect=3,
+    )
 
     for run in runs.values():
         assert "there is no ledger database" in error_line(run.stderr)
@@ -170,8 +210,10 @@ def test_a_read_command_never_creates_a_database(offline_ledger: Ledger,
 
 # ------------------------------------------------------------------- before `ledger db upgrade`
 def test_commands_before_db_upgrade_say_to_run_it(
-        new_database: Callable[[], str], ledger_for: Callable[[str], Ledger],
-        write_batch: Callable[..., Path]) -> None:
+    new_database: Callable[[], str],
+    ledger_for: Callable[[str], Ledger],
+    write_batch: Callable[..., Path],
+) -> None:
     # Given a brand-new, empty database
     ledger = ledger_for(new_database())
     batch = write_batch("early.jsonl", open_loan(ACTIVE, "5000.00", 3))

@@ -29,20 +29,44 @@ J = "d1000000-0000-4000-8000-00000000000d"
 
 def open_loan(loan_id: str, principal: str, currency: str = "CNY") -> list[dict[str, Any]]:
     return [
-        {"type": "apply_for_loan", "idempotency_key": f"{loan_id}-apply", "loan_id": loan_id,
-         "borrower_id": f"C-{loan_id[:2]}", "principal": principal, "currency": currency,
-         "annual_rate": "0.12", "term": 12, "method": "annuity", "day_count": "30/360",
-         "business_date": "2026-01-05"},
-        {"type": "approve_loan", "idempotency_key": f"{loan_id}-approve", "loan_id": loan_id,
-         "business_date": "2026-01-06"},
-        {"type": "disburse_loan", "idempotency_key": f"{loan_id}-disburse", "loan_id": loan_id,
-         "first_due": "2026-02-10", "business_date": "2026-01-10"},
+        {
+            "type": "apply_for_loan",
+            "idempotency_key": f"{loan_id}-apply",
+            "loan_id": loan_id,
+            "borrower_id": f"C-{loan_id[:2]}",
+            "principal": principal,
+            "currency": currency,
+            "annual_rate": "0.12",
+            "term": 12,
+            "method": "annuity",
+            "day_count": "30/360",
+            "business_date": "2026-01-05",
+        },
+        {
+            "type": "approve_loan",
+            "idempotency_key": f"{loan_id}-approve",
+            "loan_id": loan_id,
+            "business_date": "2026-01-06",
+        },
+        {
+            "type": "disburse_loan",
+            "idempotency_key": f"{loan_id}-disburse",
+            "loan_id": loan_id,
+            "first_due": "2026-02-10",
+            "business_date": "2026-01-10",
+        },
     ]
 
 
 def repay(key: str, loan_id: str, amount: str, **more: Any) -> dict[str, Any]:
-    return {"type": "receive_repayment", "idempotency_key": key, "loan_id": loan_id,
-            "amount": amount, "currency": more.pop("currency", "CNY"), **more}
+    return {
+        "type": "receive_repayment",
+        "idempotency_key": key,
+        "loan_id": loan_id,
+        "amount": amount,
+        "currency": more.pop("currency", "CNY"),
+        **more,
+    }
 
 
 @dataclass(frozen=True)
@@ -52,24 +76,63 @@ class Given:
 
 
 @pytest.fixture(scope="module")
-def given(new_database: Callable[[], str], ledger_for: Callable[[str], Ledger],
-          write_batch: Callable[..., Path]) -> Given:
+def given(
+    new_database: Callable[[], str],
+    ledger_for: Callable[[str], Ledger],
+    write_batch: Callable[..., Path],
+) -> Given:
     ledger = ledger_for(new_database())
     ledger("db", "upgrade")
-    ledger("submit", str(write_batch("open.jsonl", [
-        *open_loan(A, "100000.00"), *open_loan(W, "50000.00"), *open_loan(R, "30000.00"),
-        *open_loan(J, "1000000", currency="JPY"),
-        repay("A-1", A, "8884.88", business_date="2026-02-10"),
-        repay("J-1", J, "88849", currency="JPY", business_date="2026-02-10")])))
+    ledger(
+        "submit",
+        str(
+            write_batch(
+                "open.jsonl",
+                [
+                    *open_loan(A, "100000.00"),
+                    *open_loan(W, "50000.00"),
+                    *open_loan(R, "30000.00"),
+                    *open_loan(J, "1000000", currency="JPY"),
+                    repay("A-1", A, "8884.88", business_date="2026-02-10"),
+                    repay("J-1", J, "88849", currency="JPY", business_date="2026-02-10"),
+                ],
+            )
+        ),
+    )
     ledger("eod", "--through", "2026-03-20")
     # On the open day, 2026-03-21: W is written off (and recovers a little), R is extended
-    ledger("submit", str(write_batch("day.jsonl", [
-        {"type": "write_off_loan", "idempotency_key": "W-off", "loan_id": W,
-         "reason": "borrower insolvent"},
-        {"type": "receive_recovery", "idempotency_key": "W-rec", "loan_id": W,
-         "amount": "1200.00", "currency": "CNY", "reference": "agency"},
-        {"type": "restructure_loan", "idempotency_key": "R-ext", "loan_id": R,
-         "kind": "extension", "extend_months": 3, "capitalize_arrears": True}])))
+    ledger(
+        "submit",
+        str(
+            write_batch(
+                "day.jsonl",
+                [
+                    {
+                        "type": "write_off_loan",
+                        "idempotency_key": "W-off",
+                        "loan_id": W,
+                        "reason": "borrower insolvent",
+                    },
+                    {
+                        "type": "receive_recovery",
+                        "idempotency_key": "W-rec",
+                        "loan_id": W,
+                        "amount": "1200.00",
+                        "currency": "CNY",
+                        "reference": "agency",
+                    },
+                    {
+                        "type": "restructure_loan",
+                        "idempotency_key": "R-ext",
+                        "loan_id": R,
+                        "kind": "extension",
+                        "extend_months": 3,
+                        "capitalize_arrears": True,
+                    },
+                ],
+            )
+        ),
+    )
     ledger("eod", "--through", "2026-03-31")
     ledger("projections", "run", "--once")
     seen = ledger.side_by_side(
@@ -94,19 +157,23 @@ def error_line(stderr: str) -> str:
 
 
 # ---------------------------------------------------------------------- settings
-@pytest.mark.parametrize(("variable", "value", "expected"), [
-    ("LEDGER_RATE_CAP", "abc", "valid decimal"),
-    ("LEDGER_GRACE_DAYS", "-1", "greater than or equal to 0"),
-    ("LEDGER_EOD_TIME", "25:00", "pattern"),
-    ("LEDGER_TIMEZONE", "Mars/Olympus", "IANA timezone"),
-    ("LEDGER_MAX_AMOUNTS", "not json", "not valid JSON"),
-    ("LEDGER_DATABASE_URL", "not a url", "not a database URL"),
-    ("LEDGER_DATABASE_URL", "oracle://scott@db/ledger", "not supported"),
-    ("LEDGER_DATABASE_URL", "postgresql+asyncpg://u:secret@db/ledger", "not supported"),
-    ("LEDGER_DATABASE_URL", "postgresql+pg8000://u:secret@db/ledger", "not supported"),
-])
-def test_a_bad_setting_is_one_line_naming_it(offline_ledger: Ledger, variable: str,
-                                             value: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("LEDGER_RATE_CAP", "abc", "valid decimal"),
+        ("LEDGER_GRACE_DAYS", "-1", "greater than or equal to 0"),
+        ("LEDGER_EOD_TIME", "25:00", "pattern"),
+        ("LEDGER_TIMEZONE", "Mars/Olympus", "IANA timezone"),
+        ("LEDGER_MAX_AMOUNTS", "not json", "not valid JSON"),
+        ("LEDGER_DATABASE_URL", "not a url", "not a database URL"),
+        ("LEDGER_DATABASE_URL", "oracle://scott@db/ledger", "not supported"),
+        ("LEDGER_DATABASE_URL", "postgresql+asyncpg://u:secret@db/ledger", "not supported"),
+        ("LEDGER_DATABASE_URL", "postgresql+pg8000://u:secret@db/ledger", "not supported"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(
+    offline_ledger: Ledger, variable: str, value: str, expected: str
+) -> None:
     run = offline_ledger("loan", "list", expect=2, env={variable: value})
 
     line = error_line(run.stderr)
@@ -122,9 +189,12 @@ def test_submit_refuses_what_is_not_a_jsonl_file(given: Given, scratch: Path) ->
     latin1 = scratch / "latin1.jsonl"
     latin1.write_bytes('{"reference": "caf\xe9"}\n'.encode("latin-1"))
 
-    runs = given.ledger.side_by_side(directory=("submit", str(scratch)),
-                                     binary=("submit", str(binary)),
-                                     latin1=("submit", str(latin1)), expect=2)
+    runs = given.ledger.side_by_side(
+        directory=("submit", str(scratch)),
+        binary=("submit", str(binary)),
+        latin1=("submit", str(latin1)),
+        expect=2,
+    )
 
     assert "is a directory" in error_line(runs["directory"].stderr)
     assert "not a text file" in error_line(runs["binary"].stderr)
@@ -146,19 +216,23 @@ def test_submit_reads_standard_input_and_skips_a_byte_order_mark(given: Given) -
 def test_submit_says_what_is_wrong_with_each_line(given: Given) -> None:
     truncated = json.dumps(repay("A-cut", A, "10.00"))[:-12]
     lines = [
-        "[1, 2]",                                                       # 1 not an object
-        truncated,                                                      # 2 cut off
+        "[1, 2]",  # 1 not an object
+        truncated,  # 2 cut off
         json.dumps({**repay("A-date", A, "10.00"), "business_date": "20270610"}),  # 3
         '{"type": "receive_repayment", "amount": "1", "amount": "1000"}',  # 4 twice
-        json.dumps(repay("A-big", A, "1e30")),                           # 5 an exponent
+        json.dumps(repay("A-big", A, "1e30")),  # 5 an exponent
     ]
 
     run = given.ledger("submit", "-", stdin="\n".join(lines).encode(), expect=2)
 
     results = run.json_lines()
     assert [(r["line"], r["field"], r["rule"]) for r in results] == [
-        (1, "command", "json_object"), (2, "line", "json"), (3, "business_date", "iso_date"),
-        (4, "amount", "duplicate_key"), (5, "amount", "decimal")]
+        (1, "command", "json_object"),
+        (2, "line", "json"),
+        (3, "business_date", "iso_date"),
+        (4, "amount", "duplicate_key"),
+        (5, "amount", "decimal"),
+    ]
     assert "JSON object" in results[0]["message"] and "JSON array" in results[0]["message"]
     assert re.search(r"at column \d+: Unterminated string", results[1]["message"])
     assert "cut off" in results[1]["message"]
@@ -199,8 +273,9 @@ def test_capitalized_installments_show_as_capitalized(given: Given) -> None:
 
 
 def test_the_balances_json_carries_every_documented_column(given: Given) -> None:
-    documented = set(re.findall(r"^\| `(\w+)`", _read_models_section("loan_balances"),
-                                re.MULTILINE))
+    documented = set(
+        re.findall(r"^\| `(\w+)`", _read_models_section("loan_balances"), re.MULTILINE)
+    )
     documented |= {"principal_paid", "interest_paid", "penalty_paid", "fees_paid"}
 
     for row in given.seen["balances_json"].json()["rows"]:
@@ -210,7 +285,7 @@ def test_the_balances_json_carries_every_documented_column(given: Given) -> None
 def _read_models_section(table: str) -> str:
     text = (Path(__file__).resolve().parents[2] / "docs" / "READ_MODELS.md").read_text()
     start = text.index(f"### `{table}`")
-    return text[start:text.index("###", start + 4)]
+    return text[start : text.index("###", start + 4)]
 
 
 def test_tables_fit_80_columns_and_never_cut_a_number(given: Given) -> None:
@@ -279,8 +354,10 @@ def test_help_lists_each_command_in_one_sentence(offline_ledger: Ledger) -> None
 
 # --------------------------------------------------------------------- end of day
 def test_closing_far_ahead_asks_for_yes_and_counts_loan_days(
-        new_database: Callable[[], str], ledger_for: Callable[[str], Ledger],
-        write_batch: Callable[..., Path]) -> None:
+    new_database: Callable[[], str],
+    ledger_for: Callable[[str], Ledger],
+    write_batch: Callable[..., Path],
+) -> None:
     ledger = ledger_for(new_database())
     ledger("db", "upgrade")
     ledger("submit", str(write_batch("one.jsonl", open_loan(A, "1000.00"))))
@@ -299,14 +376,17 @@ def test_closing_far_ahead_asks_for_yes_and_counts_loan_days(
 
 # -------------------------------------------------------------------------- demo
 def test_the_demo_is_reproducible_and_asks_before_adding_to_a_ledger(
-        new_database: Callable[[], str], ledger_for: Callable[[str], Ledger]) -> None:
+    new_database: Callable[[], str], ledger_for: Callable[[str], Ledger]
+) -> None:
     first, second = ledger_for(new_database()), ledger_for(new_database())
     args = ("demo", "--loans", "6", "--days", "20", "--seed", "11", "--start", "2026-05-01")
 
     runs = [first(*args), second(*args)]
 
-    counts = [re.search(r"\(2026-05-01 → 2026-05-20\): (\d+) commands, (\d+) events", r.text)
-              for r in runs]
+    counts = [
+        re.search(r"\(2026-05-01 → 2026-05-20\): (\d+) commands, (\d+) events", r.text)
+        for r in runs
+    ]
     assert counts[0] and counts[1] and counts[0].groups() == counts[1].groups()
     assert first("loan", "list").stdout == second("loan", "list").stdout
     again = first(*args, expect=3)

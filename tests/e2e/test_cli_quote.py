@@ -17,8 +17,20 @@ import pytest
 if TYPE_CHECKING:
     from tests.e2e.conftest import Ledger
 
-TEXTBOOK = ("--principal", "100000", "--annual-rate", "0.12", "--term", "12",
-            "--day-count", "30/360", "--disbursed-on", "2026-01-10", "--first-due", "2026-02-10")
+TEXTBOOK = (
+    "--principal",
+    "100000",
+    "--annual-rate",
+    "0.12",
+    "--term",
+    "12",
+    "--day-count",
+    "30/360",
+    "--disbursed-on",
+    "2026-01-10",
+    "--first-due",
+    "2026-02-10",
+)
 
 
 def quote(ledger: Ledger, *args: str, expect: int | None = 0) -> str:
@@ -27,8 +39,9 @@ def quote(ledger: Ledger, *args: str, expect: int | None = 0) -> str:
 
 def test_annuity_quote_is_the_textbook_schedule_as_json(offline_ledger: Ledger) -> None:
     # When an officer quotes 100 000 at 12 % over 12 months, 等额本息, as JSON
-    data = offline_ledger("quote", "schedule", *TEXTBOOK, "--method", "annuity",
-                          "--format", "json").json()
+    data = offline_ledger(
+        "quote", "schedule", *TEXTBOOK, "--method", "annuity", "--format", "json"
+    ).json()
 
     # Then there are 12 monthly installments of the textbook 8 884.88, amounts as strings
     rows = data["installments"]
@@ -36,8 +49,13 @@ def test_annuity_quote_is_the_textbook_schedule_as_json(offline_ledger: Ledger) 
     assert set(rows[0]) == {"number", "due_date", "principal", "interest", "total"}
     assert all(isinstance(r[k], str) for r in rows for k in ("principal", "interest", "total"))
     assert [r["total"] for r in rows[:-1]] == ["8884.88"] * 11
-    assert rows[0] == {"number": 1, "due_date": "2026-02-10", "principal": "7884.88",
-                       "interest": "1000.00", "total": "8884.88"}
+    assert rows[0] == {
+        "number": 1,
+        "due_date": "2026-02-10",
+        "principal": "7884.88",
+        "interest": "1000.00",
+        "total": "8884.88",
+    }
     assert rows[-1]["due_date"] == "2027-01-10"
     # and the last installment absorbs the rounding so principal sums to the loan exactly
     assert sum(Decimal(r["principal"]) for r in rows) == Decimal("100000.00")
@@ -45,10 +63,10 @@ def test_annuity_quote_is_the_textbook_schedule_as_json(offline_ledger: Ledger) 
         assert Decimal(r["principal"]) + Decimal(r["interest"]) == Decimal(r["total"])
 
 
-def test_equal_principal_quote_repays_the_same_principal_each_month(
-        offline_ledger: Ledger) -> None:
-    rows = offline_ledger("quote", "schedule", *TEXTBOOK, "--method", "equal_principal",
-                          "--format", "json").json()["installments"]
+def test_equal_principal_quote_repays_the_same_principal_each_month(offline_ledger: Ledger) -> None:
+    rows = offline_ledger(
+        "quote", "schedule", *TEXTBOOK, "--method", "equal_principal", "--format", "json"
+    ).json()["installments"]
 
     # 等额本金: 8 333.33 principal a month (the last takes the residual), falling interest
     assert [r["principal"] for r in rows[:-1]] == ["8333.33"] * 11
@@ -73,26 +91,36 @@ def test_csv_format_has_a_header_and_one_row_per_installment(offline_ledger: Led
 
     assert len(rows) == 12
     assert list(rows[0]) == ["number", "due_date", "principal", "interest", "total"]
-    assert rows[0] == {"number": "1", "due_date": "2026-02-10", "principal": "7884.88",
-                       "interest": "1000.00", "total": "8884.88"}
+    assert rows[0] == {
+        "number": "1",
+        "due_date": "2026-02-10",
+        "principal": "7884.88",
+        "interest": "1000.00",
+        "total": "8884.88",
+    }
     assert sum(Decimal(r["principal"]) for r in rows) == Decimal("100000.00")
 
 
-@pytest.mark.parametrize(("option", "value", "field", "rule"), [
-    ("--term", "0", "term", None),
-    ("--annual-rate", "0.5", "annual_rate", "rate_cap"),
-    ("--day-count", "ACT/999", "day_count", None),
-    ("--principal", "1.234", "principal", None),
-    ("--currency", "XYZ", "currency", None),
-], ids=["term-0", "rate-above-cap", "unknown-day-count", "too-many-decimals",
-        "unknown-currency"])
-def test_bad_input_exits_2_naming_field_and_rule(offline_ledger: Ledger, option: str, value: str,
-                                                 field: str, rule: str | None) -> None:
+@pytest.mark.parametrize(
+    ("option", "value", "field", "rule"),
+    [
+        ("--term", "0", "term", None),
+        ("--annual-rate", "0.5", "annual_rate", "rate_cap"),
+        ("--day-count", "ACT/999", "day_count", None),
+        ("--principal", "1.234", "principal", None),
+        ("--currency", "XYZ", "currency", None),
+    ],
+    ids=["term-0", "rate-above-cap", "unknown-day-count", "too-many-decimals", "unknown-currency"],
+)
+def test_bad_input_exits_2_naming_field_and_rule(
+    offline_ledger: Ledger, option: str, value: str, field: str, rule: str | None
+) -> None:
     args = dict(zip(TEXTBOOK[::2], TEXTBOOK[1::2], strict=True))
     args[option] = value
 
-    run = offline_ledger("quote", "schedule", *(x for kv in args.items() for x in kv),
-                         "--format", "json", expect=2)
+    run = offline_ledger(
+        "quote", "schedule", *(x for kv in args.items() for x in kv), "--format", "json", expect=2
+    )
 
     # Then one error line names the field and the rule, and nothing reaches stdout
     assert run.stdout == ""

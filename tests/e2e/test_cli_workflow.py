@@ -25,26 +25,74 @@ LOAN_A = "a0000000-0000-4000-8000-00000000000a"
 LOAN_B = "b0000000-0000-4000-8000-00000000000b"
 
 BATCH: list[dict[str, Any]] = [
-    {"type": "apply_for_loan", "idempotency_key": "core-A-apply", "loan_id": LOAN_A,
-     "borrower_id": "C-1001", "principal": "100000.00", "currency": "CNY",
-     "annual_rate": "0.12", "term": 12, "method": "annuity", "day_count": "30/360",
-     "business_date": "2026-01-05"},
-    {"type": "approve_loan", "idempotency_key": "core-A-approve", "loan_id": LOAN_A,
-     "business_date": "2026-01-06"},
-    {"type": "disburse_loan", "idempotency_key": "core-A-disburse", "loan_id": LOAN_A,
-     "first_due": "2026-02-10", "business_date": "2026-01-10"},
-    {"type": "apply_for_loan", "idempotency_key": "core-B-apply", "loan_id": LOAN_B,
-     "borrower_id": "C-1002", "principal": "1000.00", "currency": "CNY",
-     "annual_rate": "0.12", "term": 1, "method": "annuity", "day_count": "30/360",
-     "business_date": "2026-01-05"},
-    {"type": "approve_loan", "idempotency_key": "core-B-approve", "loan_id": LOAN_B,
-     "business_date": "2026-01-06"},
-    {"type": "disburse_loan", "idempotency_key": "core-B-disburse", "loan_id": LOAN_B,
-     "first_due": "2026-02-10", "business_date": "2026-01-10"},
-    {"type": "receive_repayment", "idempotency_key": "pay-9001", "loan_id": LOAN_A,
-     "amount": "8884.88", "currency": "CNY", "business_date": "2026-02-10"},
-    {"type": "receive_repayment", "idempotency_key": "pay-9002", "loan_id": LOAN_B,
-     "amount": "1010.00", "currency": "CNY", "business_date": "2026-02-10"},
+    {
+        "type": "apply_for_loan",
+        "idempotency_key": "core-A-apply",
+        "loan_id": LOAN_A,
+        "borrower_id": "C-1001",
+        "principal": "100000.00",
+        "currency": "CNY",
+        "annual_rate": "0.12",
+        "term": 12,
+        "method": "annuity",
+        "day_count": "30/360",
+        "business_date": "2026-01-05",
+    },
+    {
+        "type": "approve_loan",
+        "idempotency_key": "core-A-approve",
+        "loan_id": LOAN_A,
+        "business_date": "2026-01-06",
+    },
+    {
+        "type": "disburse_loan",
+        "idempotency_key": "core-A-disburse",
+        "loan_id": LOAN_A,
+        "first_due": "2026-02-10",
+        "business_date": "2026-01-10",
+    },
+    {
+        "type": "apply_for_loan",
+        "idempotency_key": "core-B-apply",
+        "loan_id": LOAN_B,
+        "borrower_id": "C-1002",
+        "principal": "1000.00",
+        "currency": "CNY",
+        "annual_rate": "0.12",
+        "term": 1,
+        "method": "annuity",
+        "day_count": "30/360",
+        "business_date": "2026-01-05",
+    },
+    {
+        "type": "approve_loan",
+        "idempotency_key": "core-B-approve",
+        "loan_id": LOAN_B,
+        "business_date": "2026-01-06",
+    },
+    {
+        "type": "disburse_loan",
+        "idempotency_key": "core-B-disburse",
+        "loan_id": LOAN_B,
+        "first_due": "2026-02-10",
+        "business_date": "2026-01-10",
+    },
+    {
+        "type": "receive_repayment",
+        "idempotency_key": "pay-9001",
+        "loan_id": LOAN_A,
+        "amount": "8884.88",
+        "currency": "CNY",
+        "business_date": "2026-02-10",
+    },
+    {
+        "type": "receive_repayment",
+        "idempotency_key": "pay-9002",
+        "loan_id": LOAN_B,
+        "amount": "1010.00",
+        "currency": "CNY",
+        "business_date": "2026-02-10",
+    },
 ]
 
 
@@ -59,8 +107,11 @@ class Story:
 
 
 @pytest.fixture(scope="module")
-def story(new_database: Callable[[], str], ledger_for: Callable[[str], Ledger],
-          write_batch: Callable[..., Path]) -> Story:
+def story(
+    new_database: Callable[[], str],
+    ledger_for: Callable[[str], Ledger],
+    write_batch: Callable[..., Path],
+) -> Story:
     ledger = ledger_for(new_database())
     upgraded = ledger("db", "upgrade")
     batch = write_batch("core-batch.jsonl", BATCH)
@@ -137,7 +188,8 @@ def test_loan_show_gives_balances_and_delinquency_as_json(story: Story) -> None:
     assert loan["principal_overdue"] == "7963.73"
     assert loan["interest_overdue"] == "921.15"
     assert Decimal(loan["principal_not_due"]) + Decimal(loan["principal_overdue"]) == Decimal(
-        loan["principal_outstanding"])
+        loan["principal_outstanding"]
+    )
     assert Decimal(loan["penalty_outstanding"]) > 0  # 罚息 on the overdue principal
     assert (loan["dpd"], loan["bucket"], loan["ifrs9_stage"]) == (5, "M1", 1)
 
@@ -167,8 +219,15 @@ def test_loan_schedule_shows_what_is_paid_due_and_scheduled(story: Story) -> Non
 def test_loan_history_lists_the_events_in_order(story: Story) -> None:
     shown = story.seen["history"].stdout
 
-    events = ["Applied", "Approved", "Disbursed", "InstallmentFellDue", "RepaymentReceived",
-              "BecameOverdue", "DelinquencyChanged"]
+    events = [
+        "Applied",
+        "Approved",
+        "Disbursed",
+        "InstallmentFellDue",
+        "RepaymentReceived",
+        "BecameOverdue",
+        "DelinquencyChanged",
+    ]
     positions = [shown.find(e) for e in events]
     assert -1 not in positions, shown
     assert positions == sorted(positions)
@@ -184,10 +243,9 @@ def test_loan_history_lists_the_events_in_order(story: Story) -> None:
     assert {"InterestAccrued", "PenaltyAccrued"} <= {e["event"] for e in events}
     [repayment] = [e for e in events if e["event"] == "RepaymentReceived"]
     assert repayment["details"]["allocation"]["lines"] == [
-        {"component": "interest", "installment": 1, "due_date": "2026-02-10",
-         "amount": "1000.00"},
-        {"component": "principal", "installment": 1, "due_date": "2026-02-10",
-         "amount": "7884.88"}]
+        {"component": "interest", "installment": 1, "due_date": "2026-02-10", "amount": "1000.00"},
+        {"component": "principal", "installment": 1, "due_date": "2026-02-10", "amount": "7884.88"},
+    ]
 
 
 def test_loan_list_filters_by_status(story: Story) -> None:
@@ -202,7 +260,8 @@ def test_portfolio_report_as_json(story: Story) -> None:
 
     assert totals["loans_by_status"] == {"active": 1, "closed": 1}
     assert {k: Decimal(v) for k, v in totals["outstanding_principal"].items()} == {
-        "CNY": Decimal("92115.12")}
+        "CNY": Decimal("92115.12")
+    }
     assert loans[("bucket", "M1")] == 1
     assert loans[("five_category", "special_mention")] == 1
     assert loans[("ifrs9_stage", "1")] == 1

@@ -36,8 +36,13 @@ from ledger.service import Ledger
 Submit = Callable[..., dict[str, Any]]
 
 APPLICATION: dict[str, Any] = {
-    "type": "apply_for_loan", "borrower_id": "B9", "principal": "50000", "currency": "CNY",
-    "annual_rate": "0.12", "term": 12, "day_count": "ACT/365F",
+    "type": "apply_for_loan",
+    "borrower_id": "B9",
+    "principal": "50000",
+    "currency": "CNY",
+    "annual_rate": "0.12",
+    "term": 12,
+    "day_count": "ACT/365F",
     "business_date": "2026-01-12",
 }
 
@@ -45,15 +50,20 @@ APPLICATION: dict[str, Any] = {
 class Refusal:
     """Runs a command that must be refused, then checks nothing was written."""
 
-    def __init__(self, app: Ledger, count_events: Callable[[Ledger], int],
-                 count_commands: Callable[[Ledger], int]) -> None:
+    def __init__(
+        self,
+        app: Ledger,
+        count_events: Callable[[Ledger], int],
+        count_commands: Callable[[Ledger], int],
+    ) -> None:
         self.app = app
         self.count_events = count_events
         self.count_commands = count_commands
 
     @contextmanager
-    def expect(self, error: type[LedgerError], *, field: str,
-               rule: str) -> Iterator[pytest.ExceptionInfo[LedgerError]]:
+    def expect(
+        self, error: type[LedgerError], *, field: str, rule: str
+    ) -> Iterator[pytest.ExceptionInfo[LedgerError]]:
         events_before = self.count_events(self.app)
         commands_before = self.count_commands(self.app)
         with pytest.raises(error) as caught:
@@ -76,14 +86,23 @@ def loan_id(ledger_app: Ledger, open_loan: Callable[..., UUID]) -> UUID:
 
 
 @pytest.fixture
-def refused(ledger_app: Ledger, loan_id: UUID, count_events: Callable[[Ledger], int],
-            count_commands: Callable[[Ledger], int]) -> Refusal:
+def refused(
+    ledger_app: Ledger,
+    loan_id: UUID,
+    count_events: Callable[[Ledger], int],
+    count_commands: Callable[[Ledger], int],
+) -> Refusal:
     return Refusal(ledger_app, count_events, count_commands)
 
 
 def repayment(loan_id: UUID, amount: Any, currency: str = "CNY") -> dict[str, Any]:
-    return {"type": "receive_repayment", "loan_id": str(loan_id), "amount": amount,
-            "currency": currency, "business_date": "2026-01-20"}
+    return {
+        "type": "receive_repayment",
+        "loan_id": str(loan_id),
+        "amount": amount,
+        "currency": currency,
+        "business_date": "2026-01-20",
+    }
 
 
 # --------------------------------------------------------------------------- amounts
@@ -109,7 +128,8 @@ def test_more_decimals_than_cny_allows_is_refused(refused: Refusal, loan_id: UUI
 
 
 def test_more_decimals_than_jpy_allows_is_refused(
-        ledger_app: Ledger, open_loan: Callable[..., UUID], refused: Refusal) -> None:
+    ledger_app: Ledger, open_loan: Callable[..., UUID], refused: Refusal
+) -> None:
     jpy_loan = open_loan(ledger_app, principal="1000000", currency="JPY", borrower_id="B-JP")
     with refused.expect(TooManyDecimals, field="amount", rule="minor_units") as caught:
         refused.send(**repayment(jpy_loan, "1.5", currency="JPY"))
@@ -129,8 +149,10 @@ def test_float_amount_in_json_is_refused(refused: Refusal, loan_id: UUID) -> Non
 
 
 def test_float_principal_in_json_is_refused(refused: Refusal) -> None:
-    line = '{"type": "apply_for_loan", "idempotency_key": "k", "borrower_id": "B9",' \
-           ' "principal": 50000.10, "annual_rate": "0.1", "term": 12}'
+    line = (
+        '{"type": "apply_for_loan", "idempotency_key": "k", "borrower_id": "B9",'
+        ' "principal": 50000.10, "annual_rate": "0.1", "term": 12}'
+    )
     with refused.expect(InvalidAmount, field="principal", rule="no_float"):
         refused.send(**json.loads(line))
 
@@ -155,12 +177,12 @@ def test_rate_above_the_cap_is_refused_naming_the_cap(refused: Refusal) -> None:
     assert "cap" in caught.value.message
 
 
-def test_the_rate_cap_is_configurable(database_url: str, make_ledger: Callable[..., Ledger],
-                                      count_events: Callable[[Ledger], int]) -> None:
+def test_the_rate_cap_is_configurable(
+    database_url: str, make_ledger: Callable[..., Ledger], count_events: Callable[[Ledger], int]
+) -> None:
     app = make_ledger(database_url, rate_cap="0.15")
     with pytest.raises(RateAboveCap) as caught:
-        app.execute(parse_command({**APPLICATION, "idempotency_key": "k",
-                                   "annual_rate": "0.18"}))
+        app.execute(parse_command({**APPLICATION, "idempotency_key": "k", "annual_rate": "0.18"}))
     assert "0.15" in caught.value.message
     assert count_events(app) == 0
 
@@ -171,22 +193,30 @@ def test_term_zero_is_refused(refused: Refusal) -> None:
 
 
 # ------------------------------------------------------------------------- state
-def test_disbursing_before_approval_is_refused(ledger_app: Ledger, submit: Submit,
-                                               refused: Refusal) -> None:
+def test_disbursing_before_approval_is_refused(
+    ledger_app: Ledger, submit: Submit, refused: Refusal
+) -> None:
     applied = ledger_app.execute(parse_command({**APPLICATION, "idempotency_key": "a"}))
     with refused.expect(InvalidTransition, field="loan_id", rule="status_disburse") as caught:
-        refused.send(type="disburse_loan", loan_id=applied["aggregate_id"],
-                     business_date="2026-01-13")
+        refused.send(
+            type="disburse_loan", loan_id=applied["aggregate_id"], business_date="2026-01-13"
+        )
     assert "applied" in caught.value.message and "approved" in caught.value.message
 
 
-def test_repaying_a_closed_loan_is_refused(ledger_app: Ledger, submit: Submit,
-                                           open_loan: Callable[..., UUID],
-                                           refused: Refusal) -> None:
+def test_repaying_a_closed_loan_is_refused(
+    ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID], refused: Refusal
+) -> None:
     short = open_loan(ledger_app, principal="3000", term=1, borrower_id="B-short")
     payoff = ledger_app.get_loan(short).payoff_amount(date(2026, 1, 15))
-    submit(ledger_app, "receive_repayment", loan_id=short, amount=str(payoff), currency="CNY",
-           business_date=date(2026, 1, 15))
+    submit(
+        ledger_app,
+        "receive_repayment",
+        loan_id=short,
+        amount=str(payoff),
+        currency="CNY",
+        business_date=date(2026, 1, 15),
+    )
     assert ledger_app.get_loan(short).status == "closed"
 
     with refused.expect(LoanNotActive, field="loan_id", rule="loan_active") as caught:
@@ -194,10 +224,16 @@ def test_repaying_a_closed_loan_is_refused(ledger_app: Ledger, submit: Submit,
     assert "closed" in caught.value.message
 
 
-def test_repaying_a_written_off_loan_is_refused(ledger_app: Ledger, submit: Submit,
-                                                loan_id: UUID, refused: Refusal) -> None:
-    submit(ledger_app, "write_off_loan", loan_id=loan_id, reason="fraud",
-           business_date=date(2026, 1, 15))
+def test_repaying_a_written_off_loan_is_refused(
+    ledger_app: Ledger, submit: Submit, loan_id: UUID, refused: Refusal
+) -> None:
+    submit(
+        ledger_app,
+        "write_off_loan",
+        loan_id=loan_id,
+        reason="fraud",
+        business_date=date(2026, 1, 15),
+    )
 
     with refused.expect(LoanNotActive, field="loan_id", rule="loan_active") as caught:
         refused.send(**repayment(loan_id, "100.00"))
@@ -218,7 +254,8 @@ def test_unknown_command_type_is_refused(refused: Refusal, loan_id: UUID) -> Non
 
 
 def test_business_date_in_an_already_closed_day_is_refused(
-        ledger_app: Ledger, loan_id: UUID, refused: Refusal) -> None:
+    ledger_app: Ledger, loan_id: UUID, refused: Refusal
+) -> None:
     ledger_app.close_business_days(date(2026, 1, 31))
 
     with refused.expect(InvalidDate, field="business_date", rule="not_in_closed_day") as caught:
@@ -226,12 +263,12 @@ def test_business_date_in_an_already_closed_day_is_refused(
     assert "2026-01-31" in caught.value.message
 
 
-def test_a_refused_key_can_be_used_again_once_corrected(ledger_app: Ledger,
-                                                        loan_id: UUID) -> None:
+def test_a_refused_key_can_be_used_again_once_corrected(ledger_app: Ledger, loan_id: UUID) -> None:
     with pytest.raises(InvalidAmount):
         ledger_app.execute(parse_command({**repayment(loan_id, "0"), "idempotency_key": "k1"}))
 
-    result = ledger_app.execute(parse_command({**repayment(loan_id, "10.00"),
-                                               "idempotency_key": "k1"}))
+    result = ledger_app.execute(
+        parse_command({**repayment(loan_id, "10.00"), "idempotency_key": "k1"})
+    )
 
     assert result["events"][-1] == "RepaymentReceived"

@@ -32,8 +32,10 @@ def runner_for(app: Ledger, batch_size: int = 5000) -> ProjectionRunner:
 def table_rows(app: Ledger, table: Any) -> list[dict[str, Any]]:
     """Every row of ``table`` in primary-key order, for comparing whole tables."""
     with app.engine.connect() as conn:
-        return [dict(r) for r in conn.execute(
-            select(table).order_by(*table.primary_key.columns)).mappings()]
+        return [
+            dict(r)
+            for r in conn.execute(select(table).order_by(*table.primary_key.columns)).mappings()
+        ]
 
 
 def assert_balances_match_aggregates(app: Ledger) -> None:
@@ -44,17 +46,23 @@ def assert_balances_match_aggregates(app: Ledger) -> None:
         loan = app.get_loan(loan_id)
         view, row = balances_of(loan), rows[str(loan_id)]
         expected = {
-            "borrower_id": view.borrower_id, "currency": view.currency, "status": view.status,
+            "borrower_id": view.borrower_id,
+            "currency": view.currency,
+            "status": view.status,
             "principal_not_due": view.principal_not_due,
             "principal_overdue": view.principal_overdue,
             "principal_outstanding": view.principal_outstanding,
             "interest_accrued": view.interest_accrued,
             "interest_overdue": view.interest_overdue,
             "penalty_outstanding": view.penalty_outstanding,
-            "fees_outstanding": view.fees_outstanding, "overpayment": view.overpayment,
-            "disbursed": loan.disbursed, "capitalized": loan.capitalized,
-            "principal_paid": loan.paid["principal"], "interest_paid": loan.paid["interest"],
-            "penalty_paid": loan.paid["penalty"], "fees_paid": loan.paid["fees"],
+            "fees_outstanding": view.fees_outstanding,
+            "overpayment": view.overpayment,
+            "disbursed": loan.disbursed,
+            "capitalized": loan.capitalized,
+            "principal_paid": loan.paid["principal"],
+            "interest_paid": loan.paid["interest"],
+            "penalty_paid": loan.paid["penalty"],
+            "fees_paid": loan.paid["fees"],
             "written_off_principal": loan.written_off.get("principal", Decimal(0)),
             "recovered": loan.recovered,
         }
@@ -65,42 +73,71 @@ def assert_balances_match_aggregates(app: Ledger) -> None:
         cell = summary.setdefault((row["status"], row["currency"]), [0, Decimal(0)])
         cell[0] += 1
         cell[1] += row["principal_outstanding"]
-    kept = {(r["status"], r["currency"]): [r["loans"], r["principal_outstanding"]]
-            for r in table_rows(app, balances_summary) if r["loans"]}
+    kept = {
+        (r["status"], r["currency"]): [r["loans"], r["principal_outstanding"]]
+        for r in table_rows(app, balances_summary)
+        if r["loans"]
+    }
     assert kept == summary
 
 
-def varied_portfolio(app: Ledger, submit: Submit,
-                     open_loan: Callable[..., UUID]) -> dict[str, UUID]:
+def varied_portfolio(
+    app: Ledger, submit: Submit, open_loan: Callable[..., UUID]
+) -> dict[str, UUID]:
     """Build a portfolio chapter by chapter; ``check()`` runs after each one."""
     loans = {
         "on_time": open_loan(app, borrower_id="B1"),
         "late": open_loan(app, borrower_id="B2"),
         "shorten": open_loan(app, borrower_id="B3"),
         "lower": open_loan(app, borrower_id="B4", prepayment="lower_installment"),
-        "payoff": open_loan(app, borrower_id="B5", principal="12000", annual_rate="0.06",
-                            term=3),
+        "payoff": open_loan(app, borrower_id="B5", principal="12000", annual_rate="0.06", term=3),
         "restructured": open_loan(app, borrower_id="B6"),
         "written_off": open_loan(app, borrower_id="B7", currency="USD"),
     }
-    submit(app, "apply_for_loan", borrower_id="B8", principal="5000", annual_rate="0.1",
-           term=6, business_date=date(2026, 1, 5))  # an application never disbursed
+    submit(
+        app,
+        "apply_for_loan",
+        borrower_id="B8",
+        principal="5000",
+        annual_rate="0.1",
+        term=6,
+        business_date=date(2026, 1, 5),
+    )  # an application never disbursed
     return loans
 
 
-def pay(submit: Submit, app: Ledger, loan_id: UUID, amount: str | Decimal, on: date,
-        currency: str = "CNY") -> None:
-    submit(app, "receive_repayment", loan_id=loan_id, amount=str(amount), currency=currency,
-           business_date=on)
+def pay(
+    submit: Submit,
+    app: Ledger,
+    loan_id: UUID,
+    amount: str | Decimal,
+    on: date,
+    currency: str = "CNY",
+) -> None:
+    submit(
+        app,
+        "receive_repayment",
+        loan_id=loan_id,
+        amount=str(amount),
+        currency=currency,
+        business_date=on,
+    )
 
 
-def run_varied_history(app: Ledger, submit: Submit, open_loan: Callable[..., UUID],
-                       check: Callable[[], None]) -> dict[str, UUID]:
+def run_varied_history(
+    app: Ledger, submit: Submit, open_loan: Callable[..., UUID], check: Callable[[], None]
+) -> dict[str, UUID]:
     loans = varied_portfolio(app, submit, open_loan)
     check()
     # A fee before the first due date
-    submit(app, "charge_fee", loan_id=loans["on_time"], amount="200.00", kind="service",
-           business_date=date(2026, 1, 20))
+    submit(
+        app,
+        "charge_fee",
+        loan_id=loans["on_time"],
+        amount="200.00",
+        kind="service",
+        business_date=date(2026, 1, 20),
+    )
     app.close_business_days(date(2026, 2, 10))
     check()
     # On-time payments, prepayments under both options, a payoff with an overpayment
@@ -114,20 +151,39 @@ def run_varied_history(app: Ledger, submit: Submit, open_loan: Callable[..., UUI
     app.close_business_days(date(2026, 4, 20))
     check()
     pay(submit, app, loans["late"], "5000.00", date(2026, 4, 21))  # late and partial
-    submit(app, "restructure_loan", loan_id=loans["restructured"], kind="extension",
-           extend_months=6, capitalize_arrears=True, business_date=date(2026, 4, 21))
-    submit(app, "write_off_loan", loan_id=loans["written_off"], reason="insolvent",
-           business_date=date(2026, 4, 21))
+    submit(
+        app,
+        "restructure_loan",
+        loan_id=loans["restructured"],
+        kind="extension",
+        extend_months=6,
+        capitalize_arrears=True,
+        business_date=date(2026, 4, 21),
+    )
+    submit(
+        app,
+        "write_off_loan",
+        loan_id=loans["written_off"],
+        reason="insolvent",
+        business_date=date(2026, 4, 21),
+    )
     check()
     app.close_business_days(date(2026, 6, 5))
-    submit(app, "receive_recovery", loan_id=loans["written_off"], amount="3000.00",
-           currency="USD", business_date=date(2026, 6, 6))
+    submit(
+        app,
+        "receive_recovery",
+        loan_id=loans["written_off"],
+        amount="3000.00",
+        currency="USD",
+        business_date=date(2026, 6, 6),
+    )
     check()
     return loans
 
 
 def test_balances_equal_the_aggregates_through_a_varied_history(
-        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]
+) -> None:
     app = ledger_app
     runner = runner_for(app, batch_size=97)  # batches cut through days and loans
 
@@ -148,7 +204,8 @@ def test_balances_equal_the_aggregates_through_a_varied_history(
 
 
 def test_catching_up_again_changes_nothing_and_a_rebuild_is_identical(
-        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]
+) -> None:
     app = ledger_app
     runner = runner_for(app, batch_size=50)
     run_varied_history(app, submit, open_loan, lambda: runner.catch_up(["balances"]))
@@ -166,7 +223,8 @@ def test_catching_up_again_changes_nothing_and_a_rebuild_is_identical(
 
 
 def test_the_balances_report_reads_the_table_and_sums_per_currency(
-        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]
+) -> None:
     app = ledger_app
     runner = runner_for(app)
     run_varied_history(app, submit, open_loan, lambda: None)

@@ -29,8 +29,10 @@ JAN = {d: date(2026, 1, d) for d in range(1, 32)}
 
 
 def runner_for(app: Ledger, batch_size: int = 5000) -> ProjectionRunner:
-    history = ComplaintHistory(ack_sla_days=app.settings.complaint_ack_sla_business_days,
-                               resolve_sla_days=app.settings.complaint_resolve_sla_days)
+    history = ComplaintHistory(
+        ack_sla_days=app.settings.complaint_ack_sla_business_days,
+        resolve_sla_days=app.settings.complaint_resolve_sla_days,
+    )
     return app.projection_runner([history], batch_size=batch_size)
 
 
@@ -42,8 +44,11 @@ def table_rows(app: Ledger, table: Any) -> list[dict[str, Any]]:
 
 def complaint_row(app: Ledger, complaint_id: UUID) -> dict[str, Any]:
     with app.engine.connect() as conn:
-        return dict(conn.execute(select(complaints).where(
-            complaints.c.complaint_id == str(complaint_id))).mappings().one())
+        return dict(
+            conn.execute(select(complaints).where(complaints.c.complaint_id == str(complaint_id)))
+            .mappings()
+            .one()
+        )
 
 
 def report(app: Ledger, **options: Any) -> Any:
@@ -53,29 +58,63 @@ def report(app: Ledger, **options: Any) -> Any:
     return result
 
 
-def file(app: Ledger, submit: Submit, loan_id: UUID, on: date,
-         category: str = "billing", description: str = "charged twice") -> UUID:
-    filed = submit(app, "file_complaint", loan_id=loan_id, category=category,
-                   description=description, business_date=on)
+def file(
+    app: Ledger,
+    submit: Submit,
+    loan_id: UUID,
+    on: date,
+    category: str = "billing",
+    description: str = "charged twice",
+) -> UUID:
+    filed = submit(
+        app,
+        "file_complaint",
+        loan_id=loan_id,
+        category=category,
+        description=description,
+        business_date=on,
+    )
     return UUID(filed["aggregate_id"])
 
 
 def test_a_complaints_story_becomes_its_row_and_timeline(
-        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: OpenLoan
+) -> None:
     app = ledger_app
     loan_id = open_loan(app, borrower_id="B7")
 
     # Given a complaint filed, acknowledged, escalated, resolved and reopened, one step a day
-    complaint_id = file(app, submit, loan_id, JAN[12], "interest_calculation",
-                        "the January interest looks too high")
-    submit(app, "acknowledge_complaint", complaint_id=complaint_id, handler="agent-17",
-           business_date=JAN[13])
-    submit(app, "escalate_complaint", complaint_id=complaint_id, reason="customer unhappy",
-           business_date=JAN[14])
-    submit(app, "resolve_complaint", complaint_id=complaint_id,
-           resolution="explained the 30/360 convention", business_date=JAN[15])
-    submit(app, "reopen_complaint", complaint_id=complaint_id, reason="customer disagrees",
-           business_date=JAN[16])
+    complaint_id = file(
+        app, submit, loan_id, JAN[12], "interest_calculation", "the January interest looks too high"
+    )
+    submit(
+        app,
+        "acknowledge_complaint",
+        complaint_id=complaint_id,
+        handler="agent-17",
+        business_date=JAN[13],
+    )
+    submit(
+        app,
+        "escalate_complaint",
+        complaint_id=complaint_id,
+        reason="customer unhappy",
+        business_date=JAN[14],
+    )
+    submit(
+        app,
+        "resolve_complaint",
+        complaint_id=complaint_id,
+        resolution="explained the 30/360 convention",
+        business_date=JAN[15],
+    )
+    submit(
+        app,
+        "reopen_complaint",
+        complaint_id=complaint_id,
+        reason="customer disagrees",
+        business_date=JAN[16],
+    )
 
     # When the projection catches up
     runner = runner_for(app)
@@ -84,20 +123,42 @@ def test_a_complaints_story_becomes_its_row_and_timeline(
     # Then the row tells where the complaint stands
     row = complaint_row(app, complaint_id)
     assert row == {
-        "complaint_id": str(complaint_id), "loan_id": str(loan_id), "borrower_id": "B7",
-        "category": "interest_calculation", "status": "acknowledged", "filed_on": JAN[12],
-        "acknowledged_on": JAN[13], "resolved_on": None, "escalation_level": 1,
-        "reopen_count": 1, "days_to_acknowledge": 1, "days_to_resolve": None,
-        "ack_due_on": JAN[13], "resolve_due_on": JAN[27], "ack_sla_breached": False,
-        "resolve_sla_breached": False, "event_count": 5, "last_event": "Reopened",
-        "last_event_on": JAN[16], "position": row["position"],
+        "complaint_id": str(complaint_id),
+        "loan_id": str(loan_id),
+        "borrower_id": "B7",
+        "category": "interest_calculation",
+        "status": "acknowledged",
+        "filed_on": JAN[12],
+        "acknowledged_on": JAN[13],
+        "resolved_on": None,
+        "escalation_level": 1,
+        "reopen_count": 1,
+        "days_to_acknowledge": 1,
+        "days_to_resolve": None,
+        "ack_due_on": JAN[13],
+        "resolve_due_on": JAN[27],
+        "ack_sla_breached": False,
+        "resolve_sla_breached": False,
+        "event_count": 5,
+        "last_event": "Reopened",
+        "last_event_on": JAN[16],
+        "position": row["position"],
     }
     # ... and agrees with the aggregate
     complaint = app.get_complaint(complaint_id)
-    assert (row["status"], row["escalation_level"], row["reopen_count"], row["resolved_on"],
-            row["acknowledged_on"]) == (complaint.status.value, complaint.escalation_level,
-                                        complaint.reopen_count, complaint.resolved_on,
-                                        complaint.acknowledged_on)
+    assert (
+        row["status"],
+        row["escalation_level"],
+        row["reopen_count"],
+        row["resolved_on"],
+        row["acknowledged_on"],
+    ) == (
+        complaint.status.value,
+        complaint.escalation_level,
+        complaint.reopen_count,
+        complaint.resolved_on,
+        complaint.acknowledged_on,
+    )
 
     # ... and the timeline narrates every step in order
     with app.engine.connect() as conn:
@@ -110,7 +171,8 @@ def test_a_complaints_story_becomes_its_row_and_timeline(
         (5, JAN[16], "Reopened", "customer disagrees"),
     ]
     assert {(e["complaint_id"], e["loan_id"], e["borrower_id"]) for e in timeline} == {
-        (str(complaint_id), str(loan_id), "B7")}
+        (str(complaint_id), str(loan_id), "B7")
+    }
     positions = [e["position"] for e in timeline]
     assert positions == sorted(positions) and positions[-1] == row["position"]
 
@@ -119,7 +181,8 @@ def test_a_complaints_story_becomes_its_row_and_timeline(
 
 
 def test_timelines_per_loan_and_per_borrower(
-        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: OpenLoan
+) -> None:
     app = ledger_app
     first = open_loan(app, borrower_id="B1")
     second = open_loan(app, borrower_id="B1")
@@ -129,8 +192,7 @@ def test_timelines_per_loan_and_per_borrower(
     a = file(app, submit, first, JAN[12])
     b = file(app, submit, second, JAN[12], "fees", "late fee")
     c = file(app, submit, other, JAN[12])
-    submit(app, "resolve_complaint", complaint_id=a, resolution="refunded",
-           business_date=JAN[13])
+    submit(app, "resolve_complaint", complaint_id=a, resolution="refunded", business_date=JAN[13])
     submit(app, "acknowledge_complaint", complaint_id=b, handler="h", business_date=JAN[13])
     runner_for(app).catch_up()
 
@@ -141,14 +203,21 @@ def test_timelines_per_loan_and_per_borrower(
         with pytest.raises(ValidationError):
             complaint_timeline(conn)
     assert [(e["complaint_id"], e["event"]) for e in by_borrower] == [
-        (str(a), "Filed"), (str(b), "Filed"), (str(a), "Resolved"), (str(b), "Acknowledged")]
+        (str(a), "Filed"),
+        (str(b), "Filed"),
+        (str(a), "Resolved"),
+        (str(b), "Acknowledged"),
+    ]
     assert [(e["complaint_id"], e["event"]) for e in by_loan] == [
-        (str(b), "Filed"), (str(b), "Acknowledged")]
+        (str(b), "Filed"),
+        (str(b), "Acknowledged"),
+    ]
     assert [(e["complaint_id"], e["event"]) for e in one] == [(str(c), "Filed")]
 
 
 def test_late_steps_record_their_breaches(
-        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: OpenLoan
+) -> None:
     app = ledger_app
     loan_id = open_loan(app)
 
@@ -158,30 +227,27 @@ def test_late_steps_record_their_breaches(
     submit(app, "resolve_complaint", complaint_id=late, resolution="r", business_date=JAN[26])
     # ... one handled exactly on the deadlines (day 1, day 15)
     on_time = file(app, submit, loan_id, JAN[10])
-    submit(app, "acknowledge_complaint", complaint_id=on_time, handler="h",
-           business_date=JAN[11])
-    submit(app, "resolve_complaint", complaint_id=on_time, resolution="r",
-           business_date=JAN[25])
+    submit(app, "acknowledge_complaint", complaint_id=on_time, handler="h", business_date=JAN[11])
+    submit(app, "resolve_complaint", complaint_id=on_time, resolution="r", business_date=JAN[25])
     # ... one resolved on day 3 without ever being acknowledged: the answer came late
     unanswered = file(app, submit, loan_id, JAN[10])
-    submit(app, "resolve_complaint", complaint_id=unanswered, resolution="r",
-           business_date=JAN[13])
+    submit(app, "resolve_complaint", complaint_id=unanswered, resolution="r", business_date=JAN[13])
     # ... and one resolved on time, reopened, and finally resolved late
     reopened = file(app, submit, loan_id, JAN[10])
-    submit(app, "acknowledge_complaint", complaint_id=reopened, handler="h",
-           business_date=JAN[10])
-    submit(app, "resolve_complaint", complaint_id=reopened, resolution="r",
-           business_date=JAN[11])
-    submit(app, "reopen_complaint", complaint_id=reopened, reason="again",
-           business_date=JAN[20])
-    submit(app, "resolve_complaint", complaint_id=reopened, resolution="r2",
-           business_date=JAN[28])
+    submit(app, "acknowledge_complaint", complaint_id=reopened, handler="h", business_date=JAN[10])
+    submit(app, "resolve_complaint", complaint_id=reopened, resolution="r", business_date=JAN[11])
+    submit(app, "reopen_complaint", complaint_id=reopened, reason="again", business_date=JAN[20])
+    submit(app, "resolve_complaint", complaint_id=reopened, resolution="r2", business_date=JAN[28])
     runner_for(app).catch_up()
 
     def sla(complaint_id: UUID) -> tuple[Any, ...]:
         row = complaint_row(app, complaint_id)
-        return (row["days_to_acknowledge"], row["ack_sla_breached"], row["days_to_resolve"],
-                row["resolve_sla_breached"])
+        return (
+            row["days_to_acknowledge"],
+            row["ack_sla_breached"],
+            row["days_to_resolve"],
+            row["resolve_sla_breached"],
+        )
 
     assert sla(late) == (2, True, 16, True)
     assert sla(on_time) == (1, False, 15, False)
@@ -199,7 +265,8 @@ def test_late_steps_record_their_breaches(
 
 
 def test_open_complaints_breach_against_the_ledgers_business_date(
-        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: OpenLoan
+) -> None:
     app = ledger_app
     loan_id = open_loan(app, borrower_id="B3")
     runner = runner_for(app)
@@ -225,16 +292,22 @@ def test_open_complaints_breach_against_the_ledgers_business_date(
     app.close_business_days(JAN[27])
     assert flags() == (True, True)
     totals = report(app).totals
-    assert (totals["open"], totals["ack_sla_breaches"], totals["ack_sla_overdue_open"],
-            totals["resolve_sla_breaches"], totals["resolve_sla_overdue_open"]) == (1, 1, 1, 1, 1)
+    assert (
+        totals["open"],
+        totals["ack_sla_breaches"],
+        totals["ack_sla_overdue_open"],
+        totals["resolve_sla_breaches"],
+        totals["resolve_sla_overdue_open"],
+    ) == (1, 1, 1, 1, 1)
     assert totals["open_by_borrower"] == {"B3": 1}
     assert totals["open_by_loan"] == {str(loan_id): 1}
 
     # The stored row records nothing until a late step happens ...
     assert complaint_row(app, complaint_id)["ack_sla_breached"] is False
     # ... and then records it
-    submit(app, "acknowledge_complaint", complaint_id=complaint_id, handler="h",
-           business_date=JAN[28])
+    submit(
+        app, "acknowledge_complaint", complaint_id=complaint_id, handler="h", business_date=JAN[28]
+    )
     runner.catch_up()
     row = complaint_row(app, complaint_id)
     assert (row["days_to_acknowledge"], row["ack_sla_breached"]) == (16, True)
@@ -244,18 +317,19 @@ def test_open_complaints_breach_against_the_ledgers_business_date(
 
 
 def test_service_levels_are_settings(
-        database_url: str, make_ledger: Callable[..., Ledger], submit: Submit,
-        open_loan: OpenLoan) -> None:
-    app = make_ledger(database_url, complaint_ack_sla_business_days=3,
-                      complaint_resolve_sla_days=5)
+    database_url: str, make_ledger: Callable[..., Ledger], submit: Submit, open_loan: OpenLoan
+) -> None:
+    app = make_ledger(database_url, complaint_ack_sla_business_days=3, complaint_resolve_sla_days=5)
     loan_id = open_loan(app)
 
     # Given an acknowledgement on day 3 and a resolution on day 6
     complaint_id = file(app, submit, loan_id, JAN[12])
-    submit(app, "acknowledge_complaint", complaint_id=complaint_id, handler="h",
-           business_date=JAN[15])
-    submit(app, "resolve_complaint", complaint_id=complaint_id, resolution="r",
-           business_date=JAN[18])
+    submit(
+        app, "acknowledge_complaint", complaint_id=complaint_id, handler="h", business_date=JAN[15]
+    )
+    submit(
+        app, "resolve_complaint", complaint_id=complaint_id, resolution="r", business_date=JAN[18]
+    )
     app.catch_up(["complaints"])  # the ledger's own runner, built from its settings
 
     row = complaint_row(app, complaint_id)
@@ -264,7 +338,8 @@ def test_service_levels_are_settings(
 
 
 def test_report_rows_totals_and_filters(
-        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: OpenLoan
+) -> None:
     app = ledger_app
     b1_first = open_loan(app, borrower_id="B1")
     b1_second = open_loan(app, borrower_id="B1")
@@ -282,14 +357,19 @@ def test_report_rows_totals_and_filters(
     everything = report(app, business_date=JAN[16])
     assert everything.sources == ("complaints",)
     assert len(everything.rows) == 5
-    assert [r["filed_on"] for r in everything.rows] == sorted(r["filed_on"]
-                                                            for r in everything.rows)
+    assert [r["filed_on"] for r in everything.rows] == sorted(
+        r["filed_on"] for r in everything.rows
+    )
     assert set(everything.columns) <= set(everything.rows[0])
-    assert (everything.totals["complaints"], everything.totals["open"],
-            everything.totals["resolved"]) == (5, 4, 1)
+    assert (
+        everything.totals["complaints"],
+        everything.totals["open"],
+        everything.totals["resolved"],
+    ) == (5, 4, 1)
     assert everything.totals["open_by_borrower"] == {"B1": 3, "B2": 1}
-    assert everything.totals["open_by_loan"] == dict(sorted(
-        {str(b1_first): 2, str(b1_second): 1, str(b2): 1}.items()))
+    assert everything.totals["open_by_loan"] == dict(
+        sorted({str(b1_first): 2, str(b1_second): 1, str(b2): 1}.items())
+    )
     # Filed on 12, 13 and 14 and still unanswered on the 16th: three overdue acknowledgements
     assert everything.totals["ack_sla_breaches"] == 3
 
@@ -302,8 +382,9 @@ def test_report_rows_totals_and_filters(
     assert report(app, borrower_id="nobody").totals["avg_days_to_resolve"] is None
 
 
-def build_history(app: Ledger, submit: Submit, open_loan: OpenLoan,
-                  after_each: Callable[[], Any] = lambda: None) -> None:
+def build_history(
+    app: Ledger, submit: Submit, open_loan: OpenLoan, after_each: Callable[[], Any] = lambda: None
+) -> None:
     """Several complaints through every kind of step, on two borrowers, with loan events
     interleaved (a repayment and closed days)."""
     loans = [open_loan(app, borrower_id="B1"), open_loan(app, borrower_id="B2")]
@@ -325,8 +406,14 @@ def build_history(app: Ledger, submit: Submit, open_loan: OpenLoan,
     for type_, index, fields in steps:
         submit(app, type_, complaint_id=ids[index], business_date=JAN[day], **fields)
         if day == 18:
-            submit(app, "receive_repayment", loan_id=loans[0], amount="100",
-                   currency="CNY", business_date=JAN[day])
+            submit(
+                app,
+                "receive_repayment",
+                loan_id=loans[0],
+                amount="100",
+                currency="CNY",
+                business_date=JAN[day],
+            )
         after_each()
         day += 2
     app.close_business_days(date(2026, 2, 20))  # business date past every due date
@@ -334,7 +421,8 @@ def build_history(app: Ledger, submit: Submit, open_loan: OpenLoan,
 
 
 def test_rerun_changes_nothing_and_rebuild_equals_incremental(
-        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: OpenLoan
+) -> None:
     app = ledger_app
     # Batches of 3 events split complaints' histories across batch boundaries
     runner = runner_for(app, batch_size=3)
@@ -346,10 +434,21 @@ def test_rerun_changes_nothing_and_rebuild_equals_incremental(
     assert len(incremental[0]) == 4 and len(incremental[1]) == 12
     for row in incremental[0]:  # every row agrees with its aggregate
         complaint = app.get_complaint(UUID(row["complaint_id"]))
-        assert (row["status"], row["escalation_level"], row["reopen_count"],
-                row["acknowledged_on"], row["resolved_on"], row["event_count"]) == (
-            complaint.status.value, complaint.escalation_level, complaint.reopen_count,
-            complaint.acknowledged_on, complaint.resolved_on, complaint.version)
+        assert (
+            row["status"],
+            row["escalation_level"],
+            row["reopen_count"],
+            row["acknowledged_on"],
+            row["resolved_on"],
+            row["event_count"],
+        ) == (
+            complaint.status.value,
+            complaint.escalation_level,
+            complaint.reopen_count,
+            complaint.acknowledged_on,
+            complaint.resolved_on,
+            complaint.version,
+        )
 
     # When it runs again, nothing changes
     assert runner.catch_up() == {"complaints": 0}

@@ -27,8 +27,13 @@ from projections.delinquency import (
 from tests.integration.test_balances import pay, run_varied_history, runner_for, table_rows
 
 Submit = Callable[..., dict[str, Any]]
-DELINQUENCY_TABLES = (loan_delinquency, loan_installments, delinquency_transitions,
-                      delinquency_summary, delinquency_roll_counts)
+DELINQUENCY_TABLES = (
+    loan_delinquency,
+    loan_installments,
+    delinquency_transitions,
+    delinquency_summary,
+    delinquency_roll_counts,
+)
 
 
 def assert_delinquency_matches_aggregates(app: Ledger) -> None:
@@ -37,7 +42,8 @@ def assert_delinquency_matches_aggregates(app: Ledger) -> None:
     for loan_id in app.loan_ids():
         loan, row = app.get_loan(loan_id), rows[str(loan_id)]
         expected = {
-            "status": str(loan.status), "dpd": loan.current_dpd,
+            "status": str(loan.status),
+            "dpd": loan.current_dpd,
             "bucket": loan.classification["bucket"],
             "five_category": loan.classification["category"],
             "ifrs9_stage": loan.classification["stage"],
@@ -56,9 +62,14 @@ def assert_delinquency_matches_aggregates(app: Ledger) -> None:
             key = (row["currency"], row["bucket"], row["five_category"], row["ifrs9_stage"])
             summary[key] += 1
             principal[key] = principal.get(key, Decimal(0)) + row["principal_outstanding"]
-    kept = {(r["currency"], r["bucket"], r["five_category"], r["ifrs9_stage"]):
-            (r["loans"], r["principal_outstanding"])
-            for r in table_rows(app, delinquency_summary) if r["loans"]}
+    kept = {
+        (r["currency"], r["bucket"], r["five_category"], r["ifrs9_stage"]): (
+            r["loans"],
+            r["principal_outstanding"],
+        )
+        for r in table_rows(app, delinquency_summary)
+        if r["loans"]
+    }
     assert kept == {k: (n, principal[k]) for k, n in summary.items()}
 
 
@@ -69,8 +80,7 @@ def roll_counts_from_history(app: Ledger, to_end: date) -> dict[tuple[str, str],
 
     def state_at(history: list[dict[str, Any]], day: date) -> str | None:
         for t in history:
-            if t["business_date"] <= day and (t["valid_until"] is None
-                                              or t["valid_until"] > day):
+            if t["business_date"] <= day and (t["valid_until"] is None or t["valid_until"] > day):
                 return str(t["roll_state"])
         return None
 
@@ -87,13 +97,16 @@ def roll_counts_from_history(app: Ledger, to_end: date) -> dict[tuple[str, str],
 
 
 def kept_roll_counts(app: Ledger, to_end: date) -> dict[tuple[str, str], int]:
-    return {(r["from_state"], r["to_state"]): r["loans"]
-            for r in table_rows(app, delinquency_roll_counts)
-            if r["month_end"] == to_end and r["loans"]}
+    return {
+        (r["from_state"], r["to_state"]): r["loans"]
+        for r in table_rows(app, delinquency_roll_counts)
+        if r["month_end"] == to_end and r["loans"]
+    }
 
 
 def test_dpd_and_classification_equal_the_aggregates_at_every_chapter(
-        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]
+) -> None:
     app = ledger_app
     runner = runner_for(app, batch_size=83)
 
@@ -121,8 +134,9 @@ def test_dpd_and_classification_equal_the_aggregates_at_every_chapter(
     assert rows[str(loans["restructured"])]["observation_until"] is not None
 
     # Then the transitions history tells each loan's classification story
-    history = [t for t in table_rows(app, delinquency_transitions)
-               if t["loan_id"] == str(loans["late"])]
+    history = [
+        t for t in table_rows(app, delinquency_transitions) if t["loan_id"] == str(loans["late"])
+    ]
     history.sort(key=lambda t: t["position"])
     assert [t["to_bucket"] for t in history] == ["M0", "M1", "M2", "M3", "M4", "M5"]
     assert history[0]["kind"] == "disbursed"
@@ -131,15 +145,21 @@ def test_dpd_and_classification_equal_the_aggregates_at_every_chapter(
     assert kinds["closed"] == 1 and kinds["written_off"] == 1 and kinds["disbursed"] == 8
 
     # And the roll-rate counts equal what the history says, month end by month end
-    for end in (date(2026, 2, 28), date(2026, 3, 31), date(2026, 4, 30), date(2026, 5, 31),
-                date(2026, 6, 30)):
+    for end in (
+        date(2026, 2, 28),
+        date(2026, 3, 31),
+        date(2026, 4, 30),
+        date(2026, 5, 31),
+        date(2026, 6, 30),
+    ):
         assert kept_roll_counts(app, end) == roll_counts_from_history(app, end), end
     assert kept_roll_counts(app, date(2026, 2, 28))[("M0", "closed")] == 1
     assert kept_roll_counts(app, date(2026, 4, 30))[("M2", "written_off")] == 1
 
 
 def test_catching_up_again_changes_nothing_and_a_rebuild_is_identical(
-        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]
+) -> None:
     app = ledger_app
     runner = runner_for(app, batch_size=61)
     run_varied_history(app, submit, open_loan, lambda: runner.catch_up(["delinquency"]))
@@ -154,7 +174,8 @@ def test_catching_up_again_changes_nothing_and_a_rebuild_is_identical(
 
 
 def test_the_delinquency_report_lists_active_loans_worst_first(
-        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]
+) -> None:
     app = ledger_app
     run_varied_history(app, submit, open_loan, lambda: None)
     runner_for(app).catch_up(["delinquency"])
@@ -165,8 +186,7 @@ def test_the_delinquency_report_lists_active_loans_worst_first(
 
     assert report.sources == ("delinquency",)
     assert {r["status"] for r in report.rows} == {"active"}
-    assert [r["dpd"] for r in report.rows] == sorted((r["dpd"] for r in report.rows),
-                                                     reverse=True)
+    assert [r["dpd"] for r in report.rows] == sorted((r["dpd"] for r in report.rows), reverse=True)
     assert report.rows[0]["five_category_zh"] in ("关注", "次级")
     assert len(everything.rows) == len(app.loan_ids())
     assert sum(report.totals["by_bucket"].values()) == report.totals["loans"]

@@ -24,29 +24,59 @@ def book_portfolio(app: Ledger, open_loan: OpenLoan, submit: Submit) -> list[UUI
     """Four loans disbursed on different days; one has a fee charged in between (its days
     before the fee are closed inline by that command); one is only approved."""
     a = open_loan(app, loan_id=str(LOAN_IDS[0]), borrower_id="B1")
-    b = open_loan(app, loan_id=str(LOAN_IDS[1]), borrower_id="B2", principal="20000",
-                  annual_rate="0.18", term=6, day_count="ACT/365F",
-                  disbursed_on=date(2026, 1, 15), first_due=date(2026, 2, 15))
-    c = open_loan(app, loan_id=str(LOAN_IDS[2]), borrower_id="B3", principal="500000",
-                  method="equal_principal", term=24, day_count="ACT/360",
-                  disbursed_on=date(2026, 1, 20), first_due=date(2026, 2, 5))
+    b = open_loan(
+        app,
+        loan_id=str(LOAN_IDS[1]),
+        borrower_id="B2",
+        principal="20000",
+        annual_rate="0.18",
+        term=6,
+        day_count="ACT/365F",
+        disbursed_on=date(2026, 1, 15),
+        first_due=date(2026, 2, 15),
+    )
+    c = open_loan(
+        app,
+        loan_id=str(LOAN_IDS[2]),
+        borrower_id="B3",
+        principal="500000",
+        method="equal_principal",
+        term=24,
+        day_count="ACT/360",
+        disbursed_on=date(2026, 1, 20),
+        first_due=date(2026, 2, 5),
+    )
     submit(app, "charge_fee", loan_id=c, amount="300.00", business_date=date(2026, 1, 25))
-    submit(app, "apply_for_loan", loan_id=str(LOAN_IDS[3]), borrower_id="B4",
-           principal="1000", annual_rate="0.1", term=3, business_date=date(2026, 1, 5))
+    submit(
+        app,
+        "apply_for_loan",
+        loan_id=str(LOAN_IDS[3]),
+        borrower_id="B4",
+        principal="1000",
+        annual_rate="0.1",
+        term=3,
+        business_date=date(2026, 1, 5),
+    )
     submit(app, "approve_loan", loan_id=LOAN_IDS[3], business_date=date(2026, 1, 6))
     return [a, b, c]
 
 
 def event_log(app: Ledger, loan_id: UUID) -> list[tuple[Any, ...]]:
     """A loan's events as (topic, business date, payload) — everything but timestamps."""
-    return [(type(e).TOPIC, e.business_date,
-             {k: v for k, v in vars(e).items() if k not in ("timestamp", "business_date")})
-            for e in app.loan_history(loan_id)]
+    return [
+        (
+            type(e).TOPIC,
+            e.business_date,
+            {k: v for k, v in vars(e).items() if k not in ("timestamp", "business_date")},
+        )
+        for e in app.loan_history(loan_id)
+    ]
 
 
 def closed_days(app: Ledger, loan_id: UUID) -> Counter[date]:
-    return Counter(e.business_date for e in app.loan_history(loan_id)
-                   if isinstance(e, Loan.InterestAccrued))
+    return Counter(
+        e.business_date for e in app.loan_history(loan_id) if isinstance(e, Loan.InterestAccrued)
+    )
 
 
 def days(first: date, last: date) -> list[date]:
@@ -54,7 +84,8 @@ def days(first: date, last: date) -> list[date]:
 
 
 def test_end_of_day_closes_every_day_of_every_active_loan_once(
-        ledger_app: Ledger, open_loan: OpenLoan, submit: Submit) -> None:
+    ledger_app: Ledger, open_loan: OpenLoan, submit: Submit
+) -> None:
     loans = book_portfolio(ledger_app, open_loan, submit)
     disbursed = {loan_id: ledger_app.get_loan(loan_id).disbursed_on for loan_id in loans}
 
@@ -74,8 +105,11 @@ def test_end_of_day_closes_every_day_of_every_active_loan_once(
 
 
 def test_closing_in_steps_equals_closing_at_once(
-        make_database_url: Callable[[], str], make_ledger: Callable[..., Ledger],
-        open_loan: OpenLoan, submit: Submit) -> None:
+    make_database_url: Callable[[], str],
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+) -> None:
     stepwise, at_once = make_ledger(make_database_url()), make_ledger(make_database_url())
     loans = book_portfolio(stepwise, open_loan, submit)
     book_portfolio(at_once, open_loan, submit)
@@ -89,8 +123,8 @@ def test_closing_in_steps_equals_closing_at_once(
 
 
 def test_rerunning_the_same_day_posts_nothing(
-        ledger_app: Ledger, open_loan: OpenLoan, submit: Submit,
-        count_events: Callable[[Ledger], int]) -> None:
+    ledger_app: Ledger, open_loan: OpenLoan, submit: Submit, count_events: Callable[[Ledger], int]
+) -> None:
     book_portfolio(ledger_app, open_loan, submit)
     ledger_app.close_business_days(date(2026, 2, 20))
     before = count_events(ledger_app)
@@ -104,9 +138,14 @@ def test_rerunning_the_same_day_posts_nothing(
 
 @pytest.mark.parametrize("crash_point", ["before_writing", "before_commit", "after_commit"])
 def test_a_crash_mid_run_then_a_rerun_equals_an_uninterrupted_run(
-        make_database_url: Callable[[], str], make_ledger: Callable[..., Ledger],
-        open_loan: OpenLoan, submit: Submit, monkeypatch: pytest.MonkeyPatch,
-        count_events: Callable[[Ledger], int], crash_point: str) -> None:
+    make_database_url: Callable[[], str],
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+    monkeypatch: pytest.MonkeyPatch,
+    count_events: Callable[[Ledger], int],
+    crash_point: str,
+) -> None:
     through = date(2026, 3, 10)
     # Given the same portfolio on two databases, one chunk (one loan) per transaction
     uninterrupted = make_ledger(make_database_url(), eod_chunk_size=1)
@@ -143,8 +182,9 @@ def test_a_crash_mid_run_then_a_rerun_equals_an_uninterrupted_run(
     assert stored.closed_through() == uninterrupted.closed_through() == through
 
 
-def crash_in_chunk_two(app: Ledger, monkeypatch: pytest.MonkeyPatch,
-                       crash_point: str) -> Callable[[int], None] | None:
+def crash_in_chunk_two(
+    app: Ledger, monkeypatch: pytest.MonkeyPatch, crash_point: str
+) -> Callable[[int], None] | None:
     """Arrange the failure; returns the progress callback to pass, if the failure is in it."""
     chunks: list[int] = []
 
@@ -188,8 +228,8 @@ def crash_in_chunk_two(app: Ledger, monkeypatch: pytest.MonkeyPatch,
 
 
 def test_closing_a_day_already_closed_is_nothing_to_do(
-        ledger_app: Ledger, open_loan: OpenLoan, submit: Submit,
-        count_events: Callable[[Ledger], int]) -> None:
+    ledger_app: Ledger, open_loan: OpenLoan, submit: Submit, count_events: Callable[[Ledger], int]
+) -> None:
     book_portfolio(ledger_app, open_loan, submit)
     ledger_app.close_business_days(date(2026, 2, 20))
     before = count_events(ledger_app)

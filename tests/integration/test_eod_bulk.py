@@ -38,41 +38,110 @@ def book_varied_portfolio(app: Ledger, open_loan: OpenLoan, submit: Submit) -> l
     """Nine loans; each line says what its borrower does (business dates before THROUGH)."""
     ids = [str(x) for x in VARIED_IDS]
     on_time = open_loan(app, loan_id=ids[0], borrower_id="B0")
-    submit(app, "receive_repayment", loan_id=on_time, amount="8884.88", currency="CNY",
-           business_date=date(2026, 2, 10))
-    open_loan(app, loan_id=ids[1], borrower_id="B1", principal="50000", term=6,
-              method="equal_principal", day_count="ACT/360")  # never pays
-    late = open_loan(app, loan_id=ids[2], borrower_id="B2", principal="20000",
-                     annual_rate="0.18", day_count="ACT/365F", grace_days=3)
-    submit(app, "receive_repayment", loan_id=late, amount="1900.00", currency="CNY",
-           business_date=date(2026, 2, 16))
+    submit(
+        app,
+        "receive_repayment",
+        loan_id=on_time,
+        amount="8884.88",
+        currency="CNY",
+        business_date=date(2026, 2, 10),
+    )
+    open_loan(
+        app,
+        loan_id=ids[1],
+        borrower_id="B1",
+        principal="50000",
+        term=6,
+        method="equal_principal",
+        day_count="ACT/360",
+    )  # never pays
+    late = open_loan(
+        app,
+        loan_id=ids[2],
+        borrower_id="B2",
+        principal="20000",
+        annual_rate="0.18",
+        day_count="ACT/365F",
+        grace_days=3,
+    )
+    submit(
+        app,
+        "receive_repayment",
+        loan_id=late,
+        amount="1900.00",
+        currency="CNY",
+        business_date=date(2026, 2, 16),
+    )
     prepaid = open_loan(app, loan_id=ids[3], borrower_id="B3", term=24)
-    submit(app, "receive_repayment", loan_id=prepaid, amount="30000.00", currency="CNY",
-           business_date=date(2026, 1, 25))
+    submit(
+        app,
+        "receive_repayment",
+        loan_id=prepaid,
+        amount="30000.00",
+        currency="CNY",
+        business_date=date(2026, 1, 25),
+    )
     restructured = open_loan(app, loan_id=ids[4], borrower_id="B4", principal="80000")
-    submit(app, "restructure_loan", loan_id=restructured, kind="extension", extend_months=6,
-           capitalize_arrears=True, business_date=date(2026, 3, 12))
+    submit(
+        app,
+        "restructure_loan",
+        loan_id=restructured,
+        kind="extension",
+        extend_months=6,
+        capitalize_arrears=True,
+        business_date=date(2026, 3, 12),
+    )
     written_off = open_loan(app, loan_id=ids[5], borrower_id="B5", principal="5000", term=3)
-    submit(app, "write_off_loan", loan_id=written_off, reason="fraud",
-           business_date=date(2026, 3, 1))
+    submit(
+        app, "write_off_loan", loan_id=written_off, reason="fraud", business_date=date(2026, 3, 1)
+    )
     paid_off = open_loan(app, loan_id=ids[6], borrower_id="B6", principal="1000", term=1)
-    submit(app, "receive_repayment", loan_id=paid_off, amount="1010.00", currency="CNY",
-           business_date=date(2026, 2, 10))
-    yen = open_loan(app, loan_id=ids[7], borrower_id="B7", principal="1000000", currency="JPY",
-                    day_count="ACT/ACT ISDA", disbursed_on=date(2026, 1, 20),
-                    first_due=date(2026, 2, 20))
-    submit(app, "charge_fee", loan_id=yen, amount="3000", kind="late_fee",
-           business_date=date(2026, 2, 25))
-    open_loan(app, loan_id=ids[8], borrower_id="B8", disbursed_on=date(2026, 3, 18),
-              first_due=date(2026, 4, 18))  # disbursed two days before the close
+    submit(
+        app,
+        "receive_repayment",
+        loan_id=paid_off,
+        amount="1010.00",
+        currency="CNY",
+        business_date=date(2026, 2, 10),
+    )
+    yen = open_loan(
+        app,
+        loan_id=ids[7],
+        borrower_id="B7",
+        principal="1000000",
+        currency="JPY",
+        day_count="ACT/ACT ISDA",
+        disbursed_on=date(2026, 1, 20),
+        first_due=date(2026, 2, 20),
+    )
+    submit(
+        app,
+        "charge_fee",
+        loan_id=yen,
+        amount="3000",
+        kind="late_fee",
+        business_date=date(2026, 2, 25),
+    )
+    open_loan(
+        app,
+        loan_id=ids[8],
+        borrower_id="B8",
+        disbursed_on=date(2026, 3, 18),
+        first_due=date(2026, 4, 18),
+    )  # disbursed two days before the close
     return [UUID(x) for x in ids]
 
 
 def event_log(app: Ledger, loan_id: UUID) -> list[tuple[Any, ...]]:
     """A loan's events as (topic, version, payload) — everything but timestamps."""
-    return [(type(e).TOPIC, e.originator_version,
-             {k: v for k, v in vars(e).items() if k != "timestamp"})
-            for e in app.loan_history(loan_id)]
+    return [
+        (
+            type(e).TOPIC,
+            e.originator_version,
+            {k: v for k, v in vars(e).items() if k != "timestamp"},
+        )
+        for e in app.loan_history(loan_id)
+    ]
 
 
 def close_serially(app: Ledger, through: date) -> None:
@@ -84,19 +153,28 @@ def close_serially(app: Ledger, through: date) -> None:
 
 
 def interest_days(app: Ledger, loan_id: UUID) -> Counter[date]:
-    return Counter(e.business_date for e in app.loan_history(loan_id)
-                   if isinstance(e, Loan.InterestAccrued))
+    return Counter(
+        e.business_date for e in app.loan_history(loan_id) if isinstance(e, Loan.InterestAccrued)
+    )
 
 
 def closed_loan_days(app: Ledger, loans: list[UUID]) -> int:
     """Loan-days closed so far: one end-of-day ``InterestAccrued`` marks each."""
-    return sum(1 for loan_id in loans for e in app.loan_history(loan_id)
-               if isinstance(e, Loan.InterestAccrued) and e.end_of_day)
+    return sum(
+        1
+        for loan_id in loans
+        for e in app.loan_history(loan_id)
+        if isinstance(e, Loan.InterestAccrued) and e.end_of_day
+    )
 
 
 def test_bulk_end_of_day_posts_exactly_what_closing_each_loan_alone_posts(
-        make_database_url: Callable[[], str], make_ledger: Callable[..., Ledger],
-        open_loan: OpenLoan, submit: Submit, count_events: Callable[[Ledger], int]) -> None:
+    make_database_url: Callable[[], str],
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+    count_events: Callable[[Ledger], int],
+) -> None:
     # Given the same varied portfolio on two databases
     bulk = make_ledger(make_database_url(), eod_chunk_size=4)
     serial = make_ledger(make_database_url())
@@ -119,8 +197,12 @@ def test_bulk_end_of_day_posts_exactly_what_closing_each_loan_alone_posts(
 
 
 def test_each_chunk_loads_at_most_chunk_size_loans_and_commits_on_its_own(
-        ledger_app: Ledger, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
-        submit: Submit, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger_app: Ledger,
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     book_varied_portfolio(ledger_app, open_loan, submit)
     app = make_ledger(ledger_app.settings.database_url, eod_chunk_size=2)
     loaded: list[int] = []
@@ -148,7 +230,8 @@ def test_each_chunk_loads_at_most_chunk_size_loans_and_commits_on_its_own(
 
 
 def test_a_late_run_catches_up_every_missing_day_in_order(
-        ledger_app: Ledger, open_loan: OpenLoan, submit: Submit) -> None:
+    ledger_app: Ledger, open_loan: OpenLoan, submit: Submit
+) -> None:
     # Given a book closed through 10 March, then five days without end of day
     loans = book_varied_portfolio(ledger_app, open_loan, submit)
     ledger_app.close_business_days(date(2026, 3, 10))
@@ -164,16 +247,23 @@ def test_a_late_run_catches_up_every_missing_day_in_order(
         if loan.status != LoanStatus.ACTIVE:
             continue
         counted = interest_days(ledger_app, loan_id)
-        open_days = [date(2026, 3, d) for d in range(11, 16)
-                     if loan.disbursed_on and date(2026, 3, d) >= loan.disbursed_on]
+        open_days = [
+            date(2026, 3, d)
+            for d in range(11, 16)
+            if loan.disbursed_on and date(2026, 3, d) >= loan.disbursed_on
+        ]
         assert all(counted[day] == 1 for day in open_days), loan_id
-        assert loan.last_closed_on == (date(2026, 3, 15) if open_days else
-                                       loan.disbursed_on - timedelta(days=1))
+        assert loan.last_closed_on == (
+            date(2026, 3, 15) if open_days else loan.disbursed_on - timedelta(days=1)
+        )
 
 
 def test_partitions_closed_one_by_one_equal_a_single_run_and_move_the_clock_last(
-        make_database_url: Callable[[], str], make_ledger: Callable[..., Ledger],
-        open_loan: OpenLoan, submit: Submit) -> None:
+    make_database_url: Callable[[], str],
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+) -> None:
     single, split = make_ledger(make_database_url()), make_ledger(make_database_url())
     loans = book_varied_portfolio(single, open_loan, submit)
     book_varied_portfolio(split, open_loan, submit)
@@ -193,8 +283,11 @@ def test_partitions_closed_one_by_one_equal_a_single_run_and_move_the_clock_last
 
 
 def test_two_local_workers_equal_a_single_run(
-        make_database_url: Callable[[], str], make_ledger: Callable[..., Ledger],
-        open_loan: OpenLoan, submit: Submit) -> None:
+    make_database_url: Callable[[], str],
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+) -> None:
     single, parallel = make_ledger(make_database_url()), make_ledger(make_database_url())
     loans = book_varied_portfolio(single, open_loan, submit)
     book_varied_portfolio(parallel, open_loan, submit)
@@ -213,7 +306,8 @@ def test_two_local_workers_equal_a_single_run(
 
 
 def test_progress_counts_loan_days_and_their_total_is_known_once_the_clock_is_set(
-        ledger_app: Ledger, open_loan: OpenLoan, submit: Submit) -> None:
+    ledger_app: Ledger, open_loan: OpenLoan, submit: Submit
+) -> None:
     loans = book_varied_portfolio(ledger_app, open_loan, submit)
     # Before the first end of day each loan closes from its own disbursement: no total
     assert ledger_app.count_loan_days(date(2026, 3, 10)) is None
@@ -237,7 +331,8 @@ def test_progress_counts_loan_days_and_their_total_is_known_once_the_clock_is_se
 
 
 def test_the_loan_days_total_is_exact_for_a_book_at_the_clock(
-        ledger_app: Ledger, open_loan: OpenLoan) -> None:
+    ledger_app: Ledger, open_loan: OpenLoan
+) -> None:
     # Given three loans closed through 31 January
     for n in range(3):
         open_loan(ledger_app, borrower_id=f"B{n}")
@@ -262,8 +357,12 @@ def test_partition_ranges_cover_the_id_space_without_overlap() -> None:
 
 
 def test_a_second_end_of_day_is_refused_while_one_runs_and_changes_nothing(
-        ledger_app: Ledger, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
-        submit: Submit, count_events: Callable[[Ledger], int]) -> None:
+    ledger_app: Ledger,
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+    count_events: Callable[[Ledger], int],
+) -> None:
     book_varied_portfolio(ledger_app, open_loan, submit)
     before = count_events(ledger_app)
     other = make_ledger(ledger_app.settings.database_url)  # another process, as the DB sees it
@@ -287,7 +386,8 @@ def test_a_second_end_of_day_is_refused_while_one_runs_and_changes_nothing(
 
 
 def test_partition_runs_of_different_partitions_may_hold_the_lock_together(
-        ledger_app: Ledger) -> None:
+    ledger_app: Ledger,
+) -> None:
     if ledger_app.engine.dialect.name != "postgresql":
         pytest.skip("SQLite serializes every end of day on one lock row")
     with EodLock(ledger_app.engine, Partition(1, 2)) as first:
@@ -308,9 +408,14 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(ledger_app: Ledger) -> None
 
     # Given a lock row of a process on this host that no longer exists (SIGKILLed)
     with ledger_app.engine.begin() as conn:
-        conn.execute(insert(eod_lock).values(
-            name="eod", owner=f"{socket.gethostname()}:999999999:dead",
-            acquired_at=datetime(2026, 1, 1), expires_at=datetime(2999, 1, 1)))
+        conn.execute(
+            insert(eod_lock).values(
+                name="eod",
+                owner=f"{socket.gethostname()}:999999999:dead",
+                acquired_at=datetime(2026, 1, 1),
+                expires_at=datetime(2999, 1, 1),
+            )
+        )
 
     # When end of day runs, then it takes the lock over and runs
     ledger_app.close_business_days(date(2026, 1, 31))
@@ -320,15 +425,19 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(ledger_app: Ledger) -> None
     assert [tuple(r) for r in runs] == [("done", "1/1")]
 
 
-def test_every_run_is_recorded(ledger_app: Ledger, open_loan: OpenLoan,
-                               submit: Submit) -> None:
+def test_every_run_is_recorded(ledger_app: Ledger, open_loan: OpenLoan, submit: Submit) -> None:
     book_varied_portfolio(ledger_app, open_loan, submit)
     ledger_app.close_business_days(date(2026, 3, 1))
     ledger_app.close_business_days(date(2026, 3, 2))
 
     with ledger_app.engine.connect() as conn:
-        runs = conn.execute(select(eod_runs.c.through, eod_runs.c.status, eod_runs.c.loans)
-                            .order_by(eod_runs.c.through)).all()
-    assert [(r.through, r.status) for r in runs] == [(date(2026, 3, 1), "done"),
-                                                     (date(2026, 3, 2), "done")]
+        runs = conn.execute(
+            select(eod_runs.c.through, eod_runs.c.status, eod_runs.c.loans).order_by(
+                eod_runs.c.through
+            )
+        ).all()
+    assert [(r.through, r.status) for r in runs] == [
+        (date(2026, 3, 1), "done"),
+        (date(2026, 3, 2), "done"),
+    ]
     assert runs[0].loans > 0

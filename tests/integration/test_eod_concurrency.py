@@ -51,8 +51,11 @@ def book(app: Ledger, open_loan: OpenLoan, loans: int) -> list[UUID]:
 
 def end_of_day_days(app: Ledger, loan_id: UUID) -> Counter[date]:
     """How many end-of-day ``InterestAccrued`` the loan has for each business day."""
-    return Counter(e.business_date for e in app.loan_history(loan_id)
-                   if isinstance(e, Loan.InterestAccrued) and e.end_of_day)
+    return Counter(
+        e.business_date
+        for e in app.loan_history(loan_id)
+        if isinstance(e, Loan.InterestAccrued) and e.end_of_day
+    )
 
 
 def every_day(first: date, last: date) -> Counter[date]:
@@ -67,8 +70,12 @@ class SaveSpy:
     """Records the loans of every ``save_many`` of end of day; ``before(ids)`` runs first —
     the place to stage another writer's command."""
 
-    def __init__(self, app: Ledger, monkeypatch: pytest.MonkeyPatch,
-                 before: Callable[[list[UUID]], None] = lambda ids: None) -> None:
+    def __init__(
+        self,
+        app: Ledger,
+        monkeypatch: pytest.MonkeyPatch,
+        before: Callable[[list[UUID]], None] = lambda ids: None,
+    ) -> None:
         self.saves: list[list[UUID]] = []
         real = app.app.save_many
 
@@ -83,8 +90,12 @@ class SaveSpy:
 
 # ------------------------------------------------------------------ staged conflicts
 def test_a_command_between_load_and_save_re_decides_only_its_loan(
-        database_url: str, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
-        submit: Submit, monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str,
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     app = make_ledger(database_url, eod_chunk_size=4)
     loans = book(app, open_loan, 4)
     integration = make_ledger(database_url)  # another process, as far as the store can tell
@@ -121,8 +132,12 @@ def test_a_command_between_load_and_save_re_decides_only_its_loan(
 
 
 def test_a_loan_that_keeps_moving_is_set_aside_and_closed_on_its_own(
-        database_url: str, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
-        submit: Submit, monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str,
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     app = make_ledger(database_url, eod_chunk_size=4, command_retries=3)
     loans = book(app, open_loan, 4)
     integration = make_ledger(database_url)
@@ -152,8 +167,12 @@ def test_a_loan_that_keeps_moving_is_set_aside_and_closed_on_its_own(
 
 
 def test_a_loan_that_moves_under_every_attempt_fails_the_run_naming_it(
-        database_url: str, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
-        submit: Submit, monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str,
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     app = make_ledger(database_url, eod_chunk_size=4, command_retries=2)
     loans = book(app, open_loan, 4)
     integration = make_ledger(database_url)
@@ -176,8 +195,9 @@ def test_a_loan_that_moves_under_every_attempt_fails_the_run_naming_it(
     assert [fresh.get_loan(x).last_closed_on == OPEN_DAY for x in loans] == [True] * 3 + [False]
     assert fresh.closed_through() == CLOSED
     with fresh.engine.connect() as conn:
-        assert conn.execute(select(eod_runs.c.status).where(
-            eod_runs.c.through == OPEN_DAY)).scalars().all() == ["failed"]
+        assert conn.execute(
+            select(eod_runs.c.status).where(eod_runs.c.through == OPEN_DAY)
+        ).scalars().all() == ["failed"]
 
     # And once the commands calm down a rerun closes just that loan
     monkeypatch.undo()
@@ -188,8 +208,11 @@ def test_a_loan_that_moves_under_every_attempt_fails_the_run_naming_it(
 
 
 def test_snapshot_failures_after_the_commit_never_fail_the_run(
-        database_url: str, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str,
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     app = make_ledger(database_url, eod_chunk_size=2, eod_snapshot_after=1)
     loans = book(app, open_loan, 3)
 
@@ -228,8 +251,10 @@ class Traffic:
         self.condition = threading.Condition()
         self.go, self.stop = threading.Event(), threading.Event()
         self.done = 0  # writers that have finished
-        self.threads = [threading.Thread(target=self.send, args=(n,), name=f"writer-{n}")
-                        for n in range(len(writers))]
+        self.threads = [
+            threading.Thread(target=self.send, args=(n,), name=f"writer-{n}")
+            for n in range(len(writers))
+        ]
 
     def send(self, writer: int) -> None:
         rng = random.Random(writer)
@@ -243,9 +268,15 @@ class Traffic:
                     loan_id = rng.choice(self.aim)
                 tag = f"w{writer}-{n}"
                 command: dict[str, Any] = (
-                    {"type": "receive_repayment", "reference": tag, "amount": "10.00",
-                     "currency": "CNY"} if n % 2 else
-                    {"type": "charge_fee", "kind": tag, "amount": "5.00"})
+                    {
+                        "type": "receive_repayment",
+                        "reference": tag,
+                        "amount": "10.00",
+                        "currency": "CNY",
+                    }
+                    if n % 2
+                    else {"type": "charge_fee", "kind": tag, "amount": "5.00"}
+                )
                 command.update(idempotency_key=tag, loan_id=str(loan_id))
                 try:
                     result = self.writers[writer].execute(parse_command(command))
@@ -267,27 +298,33 @@ class Traffic:
         one of them — so end of day, which has just loaded them, is now stale on that loan."""
         with self.condition:
             self.aim, self.changed = list(loans), set()
-            self.condition.wait_for(lambda: bool(self.changed & set(loans))
-                                    or self.done == len(self.threads), WAIT)
+            self.condition.wait_for(
+                lambda: bool(self.changed & set(loans)) or self.done == len(self.threads), WAIT
+            )
 
 
 def test_commands_beside_end_of_day_are_neither_lost_nor_doubled(
-        database_url: str, make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
-        count_commands: Callable[[Ledger], int], monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str,
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    count_commands: Callable[[Ledger], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Writers aim at the very loans being closed, as fast as they can: more retries than
     # the default, so the run meets the set-aside path but does not give up on a loan.
-    eod = make_ledger(database_url, eod_chunk_size=4, eod_snapshot_after=1,
-                      command_retries=10)
+    eod = make_ledger(database_url, eod_chunk_size=4, eod_snapshot_after=1, command_retries=10)
     loans = book(eod, open_loan, 12)
     commands_before = count_commands(eod)
-    traffic = Traffic([make_ledger(database_url, command_retries=20) for _ in range(WRITERS)],
-                      loans)
+    traffic = Traffic(
+        [make_ledger(database_url, command_retries=20) for _ in range(WRITERS)], loans
+    )
     redecided: list[set[UUID]] = []
     real_save_chunk, real_redecide = BulkCloser._save_chunk, BulkCloser._redecide_moved
 
     # Each chunk, once loaded and decided, waits for a command on one of its loans.
-    def save_chunk_when_stale(self: BulkCloser, chunk_loans: dict[UUID, Loan],
-                              through: date) -> Any:
+    def save_chunk_when_stale(
+        self: BulkCloser, chunk_loans: dict[UUID, Loan], through: date
+    ) -> Any:
         traffic.aim_at(list(chunk_loans))
         return real_save_chunk(self, chunk_loans, through)
 
@@ -317,7 +354,8 @@ def test_commands_beside_end_of_day_are_neither_lost_nor_doubled(
     assert traffic.succeeded, "no command went through"
     # A command either went through, or gave up on the conflict having recorded nothing
     assert all(isinstance(error, ConcurrencyConflict) for _, error in traffic.failed), (
-        traffic.failed)
+        traffic.failed
+    )
 
     fresh = make_ledger(database_url, aggregate_cache_size=0)  # no cached state
     histories = {loan_id: fresh.loan_history(loan_id) for loan_id in loans}

@@ -46,26 +46,41 @@ class Run:
 def ledger_eod(url: str, *args: str, crash: str | None = None) -> Run:
     """`ledger eod --through THROUGH` in its own process, in chunks of two loans."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    env.update(LEDGER_DATABASE_URL=url, LEDGER_EOD_CHUNK_SIZE="2", NO_COLOR="1",
-               LEDGER_EOD_SNAPSHOT_AFTER="1")
+    env.update(
+        LEDGER_DATABASE_URL=url,
+        LEDGER_EOD_CHUNK_SIZE="2",
+        NO_COLOR="1",
+        LEDGER_EOD_SNAPSHOT_AFTER="1",
+    )
     if crash:
         env["LEDGER_FAULT_CRASH"] = crash
-    proc = subprocess.run([*ledger_command(), "eod", "--through", THROUGH.isoformat(), *args],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [*ledger_command(), "eod", "--through", THROUGH.isoformat(), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     return Run(proc.returncode, proc.stdout + proc.stderr)
 
 
 def final_state(app: Ledger, loans: list[UUID]) -> dict[UUID, Any]:
-    return {loan_id: (event_log(app, loan_id), balances_of(app.get_loan(loan_id)))
-            for loan_id in loans}
+    return {
+        loan_id: (event_log(app, loan_id), balances_of(app.get_loan(loan_id))) for loan_id in loans
+    }
 
 
 _uninterrupted: dict[str, Any] = {}
 
 
-def uninterrupted_state(backend: str, make_database_url: Callable[[], str],
-                        make_ledger: Callable[..., Ledger], open_loan: OpenLoan,
-                        submit: Submit) -> Any:
+def uninterrupted_state(
+    backend: str,
+    make_database_url: Callable[[], str],
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+) -> Any:
     """The final state of an uninterrupted `ledger eod` (computed once per backend: the loan
     ids are fixed, so it compares across databases)."""
     if backend not in _uninterrupted:
@@ -79,15 +94,24 @@ def uninterrupted_state(backend: str, make_database_url: Callable[[], str],
 
 
 # Seven active loans in chunks of two: how many are closed when each kill lands.
-CLOSED_AT_KILL = {"eod.before_write:2": 2, "eod.before_commit:1": 0, "eod.before_commit:3": 4,
-                  "eod.after_commit:2": 4, "eod.before_clock:1": 7}
+CLOSED_AT_KILL = {
+    "eod.before_write:2": 2,
+    "eod.before_commit:1": 0,
+    "eod.before_commit:3": 4,
+    "eod.after_commit:2": 4,
+    "eod.before_clock:1": 7,
+}
 
 
 @pytest.mark.parametrize("crash", list(CLOSED_AT_KILL))
 def test_a_killed_end_of_day_rerun_equals_an_uninterrupted_one(
-        backend: str, make_database_url: Callable[[], str],
-        make_ledger: Callable[..., Ledger], open_loan: OpenLoan, submit: Submit,
-        crash: str) -> None:
+    backend: str,
+    make_database_url: Callable[[], str],
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+    crash: str,
+) -> None:
     # Given the same portfolio as an uninterrupted run closed
     calm = uninterrupted_state(backend, make_database_url, make_ledger, open_loan, submit)
     crashed_url = make_database_url()
@@ -115,8 +139,12 @@ def test_a_killed_end_of_day_rerun_equals_an_uninterrupted_one(
 
 
 def test_a_worker_killed_mid_run_fails_the_run_and_a_rerun_completes_it(
-        backend: str, make_database_url: Callable[[], str],
-        make_ledger: Callable[..., Ledger], open_loan: OpenLoan, submit: Submit) -> None:
+    backend: str,
+    make_database_url: Callable[[], str],
+    make_ledger: Callable[..., Ledger],
+    open_loan: OpenLoan,
+    submit: Submit,
+) -> None:
     calm = uninterrupted_state(backend, make_database_url, make_ledger, open_loan, submit)
     crashed_url = make_database_url()
     app = make_ledger(crashed_url)

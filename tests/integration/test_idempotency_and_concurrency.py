@@ -27,19 +27,31 @@ from ledger.service import Ledger
 Counter = Callable[[Ledger], int]
 
 
-def repayment(loan_id: UUID, amount: str, key: str,
-              on: date = date(2026, 1, 20)) -> dict[str, Any]:
-    return {"type": "receive_repayment", "idempotency_key": key, "loan_id": str(loan_id),
-            "amount": amount, "currency": "CNY", "business_date": on.isoformat()}
+def repayment(loan_id: UUID, amount: str, key: str, on: date = date(2026, 1, 20)) -> dict[str, Any]:
+    return {
+        "type": "receive_repayment",
+        "idempotency_key": key,
+        "loan_id": str(loan_id),
+        "amount": amount,
+        "currency": "CNY",
+        "business_date": on.isoformat(),
+    }
 
 
 def fee(loan_id: UUID, key: str, on: date = date(2026, 1, 20)) -> dict[str, Any]:
-    return {"type": "charge_fee", "idempotency_key": key, "loan_id": str(loan_id),
-            "amount": "10.00", "kind": "service", "business_date": on.isoformat()}
+    return {
+        "type": "charge_fee",
+        "idempotency_key": key,
+        "loan_id": str(loan_id),
+        "amount": "10.00",
+        "kind": "service",
+        "business_date": on.isoformat(),
+    }
 
 
-def interleave_before_loading(app: Ledger, monkeypatch: pytest.MonkeyPatch,
-                              meanwhile: Callable[[int], None]) -> list[int]:
+def interleave_before_loading(
+    app: Ledger, monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[int], None]
+) -> list[int]:
     """Make ``app`` load a loan, then run ``meanwhile(attempt)`` (another writer), so the
     loan ``app`` decides on is stale by the time it saves. Returns the attempt log."""
     attempts: list[int] = []
@@ -57,8 +69,11 @@ def interleave_before_loading(app: Ledger, monkeypatch: pytest.MonkeyPatch,
 
 # --------------------------------------------------------------------------- retries
 def test_a_retried_command_returns_the_first_result_and_records_nothing(
-        ledger_app: Ledger, open_loan: Callable[..., UUID], count_events: Counter,
-        count_commands: Counter) -> None:
+    ledger_app: Ledger,
+    open_loan: Callable[..., UUID],
+    count_events: Counter,
+    count_commands: Counter,
+) -> None:
     loan_id = open_loan(ledger_app)
     first = ledger_app.execute(parse_command(repayment(loan_id, "500.00", "pay-1")))
     events, commands = count_events(ledger_app), count_commands(ledger_app)
@@ -68,17 +83,27 @@ def test_a_retried_command_returns_the_first_result_and_records_nothing(
     assert again == first
     assert count_events(ledger_app) == events
     assert count_commands(ledger_app) == commands
-    assert ledger_app.get_loan(loan_id).paid["principal"] + \
-        ledger_app.get_loan(loan_id).paid["interest"] == Decimal("500.00")
+    assert ledger_app.get_loan(loan_id).paid["principal"] + ledger_app.get_loan(loan_id).paid[
+        "interest"
+    ] == Decimal("500.00")
 
 
 def test_a_retry_after_the_day_closed_and_a_restart_still_returns_the_first_result(
-        database_url: str, make_ledger: Callable[..., Ledger],
-        open_loan: Callable[..., UUID], count_events: Counter) -> None:
+    database_url: str,
+    make_ledger: Callable[..., Ledger],
+    open_loan: Callable[..., UUID],
+    count_events: Counter,
+) -> None:
     app = make_ledger(database_url)
     loan_id = open_loan(app)
-    command = {"type": "apply_for_loan", "idempotency_key": "apply-7", "borrower_id": "B7",
-               "principal": "20000", "annual_rate": "0.1", "term": 6}  # default business date
+    command = {
+        "type": "apply_for_loan",
+        "idempotency_key": "apply-7",
+        "borrower_id": "B7",
+        "principal": "20000",
+        "annual_rate": "0.1",
+        "term": 6,
+    }  # default business date
     first = app.execute(parse_command(command))
     app.close_business_days(date(2026, 2, 28))
     events = count_events(app)
@@ -94,8 +119,11 @@ def test_a_retry_after_the_day_closed_and_a_restart_still_returns_the_first_resu
 
 
 def test_the_same_key_with_a_different_command_is_refused(
-        ledger_app: Ledger, open_loan: Callable[..., UUID], count_events: Counter,
-        count_commands: Counter) -> None:
+    ledger_app: Ledger,
+    open_loan: Callable[..., UUID],
+    count_events: Counter,
+    count_commands: Counter,
+) -> None:
     loan_id = open_loan(ledger_app)
     ledger_app.execute(parse_command(repayment(loan_id, "500.00", "pay-1")))
     events, commands = count_events(ledger_app), count_commands(ledger_app)
@@ -111,7 +139,8 @@ def test_the_same_key_with_a_different_command_is_refused(
 
 
 def test_the_same_key_for_another_command_type_is_refused(
-        ledger_app: Ledger, open_loan: Callable[..., UUID], count_events: Counter) -> None:
+    ledger_app: Ledger, open_loan: Callable[..., UUID], count_events: Counter
+) -> None:
     loan_id = open_loan(ledger_app)
     ledger_app.execute(parse_command(repayment(loan_id, "500.00", "k")))
     events = count_events(ledger_app)
@@ -123,8 +152,11 @@ def test_the_same_key_for_another_command_type_is_refused(
 
 # ----------------------------------------------------------------------- concurrency
 def test_a_stale_writer_is_retried_on_fresh_state(
-        database_url: str, make_ledger: Callable[..., Ledger],
-        open_loan: Callable[..., UUID], monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str,
+    make_ledger: Callable[..., Ledger],
+    open_loan: Callable[..., UUID],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     first_writer = make_ledger(database_url)
     second_writer = make_ledger(database_url)
     loan_id = open_loan(first_writer)
@@ -154,13 +186,23 @@ def test_a_stale_writer_is_retried_on_fresh_state(
 
 
 def test_the_same_command_racing_itself_records_once(
-        database_url: str, make_ledger: Callable[..., Ledger], count_events: Counter,
-        count_commands: Counter, monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str,
+    make_ledger: Callable[..., Ledger],
+    count_events: Counter,
+    count_commands: Counter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     first_writer = make_ledger(database_url)
     second_writer = make_ledger(database_url)
-    command = {"type": "apply_for_loan", "idempotency_key": "apply-1", "borrower_id": "B1",
-               "principal": "20000", "annual_rate": "0.1", "term": 6,
-               "business_date": "2026-01-05"}
+    command = {
+        "type": "apply_for_loan",
+        "idempotency_key": "apply-1",
+        "borrower_id": "B1",
+        "principal": "20000",
+        "annual_rate": "0.1",
+        "term": 6,
+        "business_date": "2026-01-05",
+    }
     results: list[dict[str, Any]] = []
     real_resolve = second_writer.app.clock.resolve
 
@@ -171,8 +213,7 @@ def test_the_same_command_racing_itself_records_once(
             results.append(first_writer.execute(parse_command(command)))
         return real_resolve(given)
 
-    monkeypatch.setattr(second_writer.app.clock, "resolve",
-                        resolve_while_the_first_writer_records)
+    monkeypatch.setattr(second_writer.app.clock, "resolve", resolve_while_the_first_writer_records)
 
     second = second_writer.execute(parse_command(command))
 
@@ -184,9 +225,13 @@ def test_the_same_command_racing_itself_records_once(
 
 
 def test_a_writer_that_always_loses_the_race_reports_a_conflict(
-        database_url: str, make_ledger: Callable[..., Ledger],
-        open_loan: Callable[..., UUID], count_events: Counter, count_commands: Counter,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str,
+    make_ledger: Callable[..., Ledger],
+    open_loan: Callable[..., UUID],
+    count_events: Counter,
+    count_commands: Counter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     first_writer = make_ledger(database_url)
     second_writer = make_ledger(database_url, command_retries=3)
     loan_id = open_loan(first_writer)
@@ -210,8 +255,12 @@ def test_a_writer_that_always_loses_the_race_reports_a_conflict(
 
 
 def test_when_every_save_conflicts_the_command_fails_cleanly(
-        ledger_app: Ledger, open_loan: Callable[..., UUID], count_events: Counter,
-        count_commands: Counter, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger_app: Ledger,
+    open_loan: Callable[..., UUID],
+    count_events: Counter,
+    count_commands: Counter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     loan_id = open_loan(ledger_app)
     events, commands = count_events(ledger_app), count_commands(ledger_app)
     saves: list[int] = []
@@ -236,8 +285,12 @@ def test_when_every_save_conflicts_the_command_fails_cleanly(
 
 
 def test_a_failure_before_commit_records_neither_events_nor_the_key(
-        ledger_app: Ledger, open_loan: Callable[..., UUID], count_events: Counter,
-        count_commands: Counter, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger_app: Ledger,
+    open_loan: Callable[..., UUID],
+    count_events: Counter,
+    count_commands: Counter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     loan_id = open_loan(ledger_app)
     events, commands = count_events(ledger_app), count_commands(ledger_app)
 
@@ -260,8 +313,8 @@ def test_a_failure_before_commit_records_neither_events_nor_the_key(
 
 
 def test_writers_in_parallel_threads_all_land(
-        database_url: str, make_ledger: Callable[..., Ledger],
-        open_loan: Callable[..., UUID]) -> None:
+    database_url: str, make_ledger: Callable[..., Ledger], open_loan: Callable[..., UUID]
+) -> None:
     apps = [make_ledger(database_url, command_retries=50) for _ in range(3)]
     loan_id = open_loan(apps[0])
     errors: list[BaseException] = []
@@ -269,8 +322,9 @@ def test_writers_in_parallel_threads_all_land(
     def pay_ten_times(writer: int) -> None:
         for n in range(10):
             try:
-                apps[writer].execute(parse_command(repayment(loan_id, "10.00",
-                                                             f"pay-{writer}-{n}")))
+                apps[writer].execute(
+                    parse_command(repayment(loan_id, "10.00", f"pay-{writer}-{n}"))
+                )
             except BaseException as exc:  # reported by the assertion below
                 errors.append(exc)
 

@@ -44,8 +44,9 @@ D = Decimal
 
 def balances(app: Ledger) -> dict[tuple[str, str], Decimal]:
     with app.engine.connect() as conn:
-        return {(r.account, r.currency): D(r.balance) for r in conn.execute(
-            select(account_balances))}
+        return {
+            (r.account, r.currency): D(r.balance) for r in conn.execute(select(account_balances))
+        }
 
 
 def table_rows(app: Ledger, table: Any) -> list[tuple[Any, ...]]:
@@ -55,23 +56,29 @@ def table_rows(app: Ledger, table: Any) -> list[tuple[Any, ...]]:
 
 def sub_ledger(app: Ledger, loan_id: UUID) -> dict[str, Decimal]:
     with app.engine.connect() as conn:
-        row = conn.execute(select(journal_loans).where(
-            journal_loans.c.loan_id == str(loan_id))).mappings().one()
+        row = (
+            conn.execute(select(journal_loans).where(journal_loans.c.loan_id == str(loan_id)))
+            .mappings()
+            .one()
+        )
     return {k: D(v) for k, v in row.items() if k not in ("loan_id", "currency")}
 
 
 def aggregate_balances(loan: Loan) -> dict[str, Decimal]:
-    return {"principal_not_due": loan.principal_not_due,
-            "principal_due": loan.principal_due_unpaid(),
-            "accrued_interest": loan.interest_accrued,
-            "interest_receivable": loan.interest_due_unpaid(),
-            "penalty_receivable": loan.penalty_outstanding,
-            "fees_receivable": loan.fees_outstanding,
-            "overpayments": -loan.overpayment}
+    return {
+        "principal_not_due": loan.principal_not_due,
+        "principal_due": loan.principal_due_unpaid(),
+        "accrued_interest": loan.interest_accrued,
+        "interest_receivable": loan.interest_due_unpaid(),
+        "penalty_receivable": loan.penalty_outstanding,
+        "fees_receivable": loan.fees_outstanding,
+        "overpayments": -loan.overpayment,
+    }
 
 
 def test_the_journal_equals_the_loans_and_the_trial_balance_is_zero(
-        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: OpenLoan
+) -> None:
     app = ledger_app
     runner = app.projection_runner([Journal()], batch_size=50)
 
@@ -85,19 +92,45 @@ def test_the_journal_equals_the_loans_and_the_trial_balance_is_zero(
     # When A pays its first installment and prepays 5,000; C is charged a fee; a month later
     # A pays off with 10 too much, B is restructured with its arrears capitalized and C,
     # months overdue, is written off and recovers 3,000
-    submit(app, "receive_repayment", loan_id=a, amount="13884.88", currency="CNY",
-           business_date=date(2026, 2, 11))
+    submit(
+        app,
+        "receive_repayment",
+        loan_id=a,
+        amount="13884.88",
+        currency="CNY",
+        business_date=date(2026, 2, 11),
+    )
     submit(app, "charge_fee", loan_id=c, amount="75.00", business_date=date(2026, 2, 11))
     app.close_business_days(date(2026, 4, 15))
     payoff = app.get_loan(a).payoff_amount(date(2026, 4, 16))
-    submit(app, "receive_repayment", loan_id=a, amount=str(payoff + 10), currency="CNY",
-           business_date=date(2026, 4, 16))
-    submit(app, "restructure_loan", loan_id=b, kind="extension", extend_months=3,
-           capitalize_arrears=True, business_date=date(2026, 4, 16))
-    submit(app, "write_off_loan", loan_id=c, reason="uncollectable",
-           business_date=date(2026, 4, 16))
-    submit(app, "receive_recovery", loan_id=c, amount="3000", currency="CNY",
-           business_date=date(2026, 4, 16))
+    submit(
+        app,
+        "receive_repayment",
+        loan_id=a,
+        amount=str(payoff + 10),
+        currency="CNY",
+        business_date=date(2026, 4, 16),
+    )
+    submit(
+        app,
+        "restructure_loan",
+        loan_id=b,
+        kind="extension",
+        extend_months=3,
+        capitalize_arrears=True,
+        business_date=date(2026, 4, 16),
+    )
+    submit(
+        app, "write_off_loan", loan_id=c, reason="uncollectable", business_date=date(2026, 4, 16)
+    )
+    submit(
+        app,
+        "receive_recovery",
+        loan_id=c,
+        amount="3000",
+        currency="CNY",
+        business_date=date(2026, 4, 16),
+    )
     app.close_business_days(date(2026, 5, 31))
     runner.catch_up()
 
@@ -111,12 +144,15 @@ def test_the_journal_equals_the_loans_and_the_trial_balance_is_zero(
     # And the general ledger's principal accounts equal the principal outstanding
     gl = balances(app)
     assert gl[(PRINCIPAL_NOT_DUE, "USD")] + gl.get((PRINCIPAL_DUE, "USD"), D(0)) == (
-        loans[b].principal_outstanding)
+        loans[b].principal_outstanding
+    )
     assert gl[(PRINCIPAL_NOT_DUE, "CNY")] + gl[(PRINCIPAL_DUE, "CNY")] == 0  # paid off, lost
-    for account, expected in ((ACCRUED_INTEREST, loans[b].interest_accrued),
-                              (INTEREST_RECEIVABLE, loans[b].interest_due_unpaid()),
-                              (PENALTY_RECEIVABLE, loans[b].penalty_outstanding),
-                              (FEES_RECEIVABLE, loans[b].fees_outstanding)):
+    for account, expected in (
+        (ACCRUED_INTEREST, loans[b].interest_accrued),
+        (INTEREST_RECEIVABLE, loans[b].interest_due_unpaid()),
+        (PENALTY_RECEIVABLE, loans[b].penalty_outstanding),
+        (FEES_RECEIVABLE, loans[b].fees_outstanding),
+    ):
         assert gl.get((account, "USD"), D(0)) == expected
     assert gl[(OVERPAYMENTS, "CNY")] == D("-10")
     assert gl[(RECOVERIES_INCOME, "CNY")] == D("-3000")
@@ -132,8 +168,9 @@ def test_the_journal_equals_the_loans_and_the_trial_balance_is_zero(
     assert report.sources == ("journal",)
     assert report.totals["balanced"] is True
     assert set(report.totals["by_currency"]) == {"CNY", "USD"}
-    assert all(t["difference"] == 0 and t["debit_total"] > 0
-               for t in report.totals["by_currency"].values())
+    assert all(
+        t["difference"] == 0 and t["debit_total"] > 0 for t in report.totals["by_currency"].values()
+    )
     entries: dict[int, Decimal] = defaultdict(Decimal)
     for row in table_rows(app, journal_entries):
         entries[row[0]] += D(row[6]) - D(row[7])
@@ -144,13 +181,20 @@ def test_the_journal_equals_the_loans_and_the_trial_balance_is_zero(
 
 
 def test_rerunning_posts_nothing_and_a_rebuild_gives_identical_tables(
-        ledger_app: Ledger, submit: Submit, open_loan: OpenLoan) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: OpenLoan
+) -> None:
     app = ledger_app
     runner = app.projection_runner([Journal()], batch_size=7)
     loan_id = open_loan(app)
     app.close_business_days(date(2026, 3, 20))
-    submit(app, "receive_repayment", loan_id=loan_id, amount="5000", currency="CNY",
-           business_date=date(2026, 3, 21))
+    submit(
+        app,
+        "receive_repayment",
+        loan_id=loan_id,
+        amount="5000",
+        currency="CNY",
+        business_date=date(2026, 3, 21),
+    )
     first = runner.catch_up()
     assert first["journal"] > 0
     before = {t.name: table_rows(app, t) for t in Journal.tables}

@@ -35,18 +35,26 @@ from tests.conftest import open_loan
 
 # --------------------------------------------------------------------- strategies
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-10**40, max_value=10**40)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=3),
-    max_leaves=6)
-GOOD_AMOUNTS = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("20000"),
-                           places=2).map(lambda d: format(d, "f"))
-TEXT = st.one_of(st.sampled_from(["ok", "borrower asked", "展期", ""]),
-                 st.text(min_size=0, max_size=20))
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+GOOD_AMOUNTS = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("20000"), places=2).map(
+    lambda d: format(d, "f")
+)
+TEXT = st.one_of(
+    st.sampled_from(["ok", "borrower asked", "展期", ""]), st.text(min_size=0, max_size=20)
+)
 #: Values a well-behaved integration sends (refusals then come from the loan's state).
 GOOD: dict[str, st.SearchStrategy[Any]] = {
-    "amount": GOOD_AMOUNTS, "principal": GOOD_AMOUNTS,
+    "amount": GOOD_AMOUNTS,
+    "principal": GOOD_AMOUNTS,
     "annual_rate": st.sampled_from(["0.12", "0.05", "0.2399"]),
     "new_annual_rate": st.sampled_from(["0.10", "0.06"]),
     "penalty_markup": st.sampled_from(["0.5", "0.3"]),
@@ -64,15 +72,32 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "borrower_id": st.sampled_from(["B1", "B2", "C-1001"]),
     "reference": st.sampled_from(["", "ref-1", "银行流水 42"]),
     "reason": st.sampled_from(["ok", "borrower asked"]),
-    "resolution": st.just("explained"), "description": st.just("charged twice"),
+    "resolution": st.just("explained"),
+    "description": st.just("charged twice"),
     "handler": st.just("agent-1"),
 }
 #: What a careless or hostile sender adds.
-BAD_AMOUNTS = st.sampled_from(["0", "-5.00", "1e30", "1E+2", "100000000000000000",
-                               "99999999999.99", "1.001", " 1.00 ", "1,000.00", "NaN",
-                               "Infinity", 100, 0.5, True])
+BAD_AMOUNTS = st.sampled_from(
+    [
+        "0",
+        "-5.00",
+        "1e30",
+        "1E+2",
+        "100000000000000000",
+        "99999999999.99",
+        "1.001",
+        " 1.00 ",
+        "1,000.00",
+        "NaN",
+        "Infinity",
+        100,
+        0.5,
+        True,
+    ]
+)
 BAD: dict[str, st.SearchStrategy[Any]] = {
-    "amount": BAD_AMOUNTS, "principal": BAD_AMOUNTS,
+    "amount": BAD_AMOUNTS,
+    "principal": BAD_AMOUNTS,
     "annual_rate": st.sampled_from(["0.3", "-0.1", "1e-1", 0.12]),
     "currency": st.sampled_from(["JPY", "USD", "cny", "XYZ", ""]),
     "term": st.sampled_from([0, -2, 700, True, "12", 12.0]),
@@ -80,17 +105,27 @@ BAD: dict[str, st.SearchStrategy[Any]] = {
     "first_due": st.sampled_from(["2026-01-05", "2030-01-01", "20260210"]),
     "kind": st.sampled_from(["nope", "", 3]),
 }
-RESTRUCTURE_KINDS = st.sampled_from(["extension", "reamortization", "rate_change",
-                                     "capitalization"])
+RESTRUCTURE_KINDS = st.sampled_from(
+    ["extension", "reamortization", "rate_change", "capitalization"]
+)
 
 
 @st.composite
 def lines(draw: st.DrawFn, loans: list[str], complaints: list[str], open_day: date) -> str:
     """One JSONL line: mostly a command of a random type with plausible or arbitrary fields."""
     if draw(st.integers(0, 30)) == 0:
-        return draw(st.sampled_from(["[1, 2]", "{not json", "", "null", '"text"',
-                                     '{"type": "receive_repayment", "amount": "1", '
-                                     '"amount": "2"}']))
+        return draw(
+            st.sampled_from(
+                [
+                    "[1, 2]",
+                    "{not json",
+                    "",
+                    "null",
+                    '"text"',
+                    '{"type": "receive_repayment", "amount": "1", "amount": "2"}',
+                ]
+            )
+        )
     kind = draw(st.sampled_from(sorted(BY_TYPE)))
     model = BY_TYPE[kind]
     command: dict[str, Any] = {"type": kind, "idempotency_key": f"fuzz-{draw(st.uuids())}"}
@@ -109,8 +144,9 @@ def lines(draw: st.DrawFn, loans: list[str], complaints: list[str], open_day: da
         if choice == 2:
             command[name] = draw(BAD.get(name, TEXT))
             continue
-        if name == "business_date" or (not info.is_required() and name != "loan_id"
-                                        and draw(st.booleans())):
+        if name == "business_date" or (
+            not info.is_required() and name != "loan_id" and draw(st.booleans())
+        ):
             continue  # the open business day / the product default
         if name == "loan_id":
             if kind == "apply_for_loan":
@@ -121,8 +157,9 @@ def lines(draw: st.DrawFn, loans: list[str], complaints: list[str], open_day: da
                 continue
             command[name] = draw(st.sampled_from([*complaints, str(draw(st.uuids()))]))
         elif name == "kind":
-            command[name] = draw(RESTRUCTURE_KINDS if kind == "restructure_loan"
-                                 else st.just("late_fee"))
+            command[name] = draw(
+                RESTRUCTURE_KINDS if kind == "restructure_loan" else st.just("late_fee")
+            )
         elif name == "first_due":
             command[name] = (open_day + timedelta(days=30)).isoformat()
         elif name in GOOD:
@@ -144,16 +181,18 @@ def assert_parts_sum(event: Any) -> None:
         allocation = Allocation.from_dict(event.allocation)
         for component in Component:
             assert Decimal(event.allocation[component.value]) == allocation.total(component)
-        assert allocation.remainder == (event.accrued_interest_paid + event.prepaid_principal
-                                        + event.overpayment)
+        assert allocation.remainder == (
+            event.accrued_interest_paid + event.prepaid_principal + event.overpayment
+        )
         assert allocation.allocated + allocation.remainder == event.amount
-        assert min(event.accrued_interest_paid, event.prepaid_principal,
-                   event.overpayment) >= 0
+        assert min(event.accrued_interest_paid, event.prepaid_principal, event.overpayment) >= 0
     elif isinstance(event, Loan.Restructured):
-        assert event.capitalized == (event.capitalized_interest + event.capitalized_penalty
-                                     + event.capitalized_fees)
-        assert sum(Decimal(i["principal"]) for i in event.new_schedule) == \
-            event.reamortized_principal
+        assert event.capitalized == (
+            event.capitalized_interest + event.capitalized_penalty + event.capitalized_fees
+        )
+        assert (
+            sum(Decimal(i["principal"]) for i in event.new_schedule) == event.reamortized_principal
+        )
     elif isinstance(event, Loan.WrittenOff):
         assert 0 <= event.principal_due <= event.principal
         assert min(event.interest, event.accrued_interest, event.penalty, event.fees) >= 0
@@ -167,8 +206,11 @@ def counts(app: Ledger) -> tuple[int, int, int]:
     return int(head), int(n_events), int(n_commands)
 
 
-LOANS = ("a0000000-0000-4000-8000-000000000001", "a0000000-0000-4000-8000-000000000002",
-         "a0000000-0000-4000-8000-000000000003")
+LOANS = (
+    "a0000000-0000-4000-8000-000000000001",
+    "a0000000-0000-4000-8000-000000000002",
+    "a0000000-0000-4000-8000-000000000003",
+)
 
 
 class Book:
@@ -188,18 +230,23 @@ def emptied(engine: Any) -> None:
     names = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in names)
-                              + " RESTART IDENTITY"))
+            conn.execute(
+                text("TRUNCATE " + ", ".join(f'"{t}"' for t in names) + " RESTART IDENTITY")
+            )
         else:
             for name in names:
                 conn.execute(text(f'DELETE FROM "{name}"'))
 
 
-@settings(max_examples=50, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_any_json_fails_cleanly_or_records_events_whose_parts_sum(
-        database_url: str, data: st.DataObject) -> None:
+    database_url: str, data: st.DataObject
+) -> None:
     ledger = build_ledger(Settings(database_url=database_url))
     try:
         emptied(ledger.engine)
@@ -212,8 +259,9 @@ def test_any_json_fails_cleanly_or_records_events_whose_parts_sum(
 
 def fuzz(book: Book, data: st.DataObject) -> None:
     app = book.app
-    batch = data.draw(st.lists(lines(book.loans, book.complaints, app.business_date()),
-                               min_size=1, max_size=8))
+    batch = data.draw(
+        st.lists(lines(book.loans, book.complaints, app.business_date()), min_size=1, max_size=8)
+    )
 
     for line in batch:
         before = counts(app)

@@ -28,12 +28,15 @@ def by_class(rows: list[dict[str, Any]], dimension: str) -> dict[str, dict[str, 
 
 
 def normalized(section: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {k: {"loans": v["loans"], "principal": Decimal(str(v["principal"]))}
-            for k, v in section.items()}
+    return {
+        k: {"loans": v["loans"], "principal": Decimal(str(v["principal"]))}
+        for k, v in section.items()
+    }
 
 
 def test_portfolio_report_equals_the_summary_of_the_aggregates(
-        ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]) -> None:
+    ledger_app: Ledger, submit: Submit, open_loan: Callable[..., UUID]
+) -> None:
     app = ledger_app
     # Given a varied portfolio in two currencies, projected
     run_varied_history(app, submit, open_loan, lambda: None)
@@ -46,22 +49,32 @@ def test_portfolio_report_equals_the_summary_of_the_aggregates(
 
     # Then every figure matches the aggregates
     assert report.sources == ("balances", "delinquency")
-    for dimension, section in (("bucket", "by_bucket"), ("five_category", "by_category"),
-                               ("ifrs9_stage", "by_stage")):
+    for dimension, section in (
+        ("bucket", "by_bucket"),
+        ("five_category", "by_category"),
+        ("ifrs9_stage", "by_stage"),
+    ):
         assert by_class(report.rows, dimension) == normalized(expected[section]), dimension
     totals = report.totals
     assert str(totals["npl_ratio"]) == expected["npl_ratio"]
     assert totals["npl_ratio"] > 0  # the late loan is substandard by now
     assert totals["loans_by_status"] == expected["loans_by_status"]
-    assert {k: Decimal(v) for k, v in expected["outstanding_principal"].items()} == \
-        totals["outstanding_principal"]
-    assert sum(totals["written_off_principal"].values()) == \
-        Decimal(expected["written_off_principal"])
+    assert {k: Decimal(v) for k, v in expected["outstanding_principal"].items()} == totals[
+        "outstanding_principal"
+    ]
+    assert sum(totals["written_off_principal"].values()) == Decimal(
+        expected["written_off_principal"]
+    )
     assert sum(totals["recovered"].values()) == Decimal(expected["recovered"])
     assert sum(totals["overpayments"].values()) == Decimal(expected["overpayments"])
     # Five-category rows carry their Chinese names
     assert {r["class_zh"] for r in report.rows if r["dimension"] == "five_category"} == {
-        "正常", "关注", "次级", "可疑", "损失"}
+        "正常",
+        "关注",
+        "次级",
+        "可疑",
+        "损失",
+    }
 
     # And the roll-rate matrix covers the last complete month (June to July)
     rolls = totals["roll_rates"]

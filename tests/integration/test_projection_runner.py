@@ -25,7 +25,8 @@ from projections.runner import ProjectionConflict, ProjectionFailed
 
 tally_md = MetaData()
 tally_table = Table(
-    "test_event_tally", tally_md,
+    "test_event_tally",
+    tally_md,
     Column("loan_id", String(36), primary_key=True),
     Column("events", Integer(), nullable=False),
     Column("last_position", Integer(), nullable=False),
@@ -88,12 +89,18 @@ def test_catch_up_counts_every_event_exactly_once_in_small_batches(book: Ledger)
 
 
 def test_new_events_are_picked_up_from_the_last_position(
-        book: Ledger, open_loan: Callable[..., UUID]) -> None:
+    book: Ledger, open_loan: Callable[..., UUID]
+) -> None:
     runner = book.projection_runner([Tally()], batch_size=50)
     runner.catch_up()
-    open_loan(book, borrower_id="late-comer", applied_on=date(2026, 2, 11),
-              approved_on=date(2026, 2, 11), disbursed_on=date(2026, 2, 11),
-              first_due=date(2026, 3, 11))
+    open_loan(
+        book,
+        borrower_id="late-comer",
+        applied_on=date(2026, 2, 11),
+        approved_on=date(2026, 2, 11),
+        disbursed_on=date(2026, 2, 11),
+        first_due=date(2026, 3, 11),
+    )
     book.close_business_days(date(2026, 2, 20))
     runner.catch_up()
     assert tally_of(book) == events_per_loan(book)
@@ -127,7 +134,8 @@ def test_a_failing_batch_writes_nothing_and_keeps_the_position(book: Ledger) -> 
 
 
 def test_a_runner_that_read_a_stale_position_rolls_back_its_batch(
-        book: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    book: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given one runner that applied the first batch,
     first = book.projection_runner([Tally()], batch_size=30)
     first.ensure_tracking()
@@ -167,7 +175,8 @@ def test_rebuild_swaps_in_tables_equal_to_the_incremental_ones(book: Ledger) -> 
 
 
 log_table = Table(
-    "test_event_log", tally_md,
+    "test_event_log",
+    tally_md,
     Column("position", Integer(), primary_key=True),
     Column("loan_id", String(36), nullable=False),
 )
@@ -181,9 +190,14 @@ class Logging(Tally):
 
     def process(self, batch: Batch) -> None:
         super().process(batch)
-        batch.copy_text("test_event_log", ("position", "loan_id"), [
-            f"{self.line_position(p)}\t{batch.ids[e.originator_id.int]}\n"
-            for e, p in zip(batch.events, batch.positions, strict=True)])
+        batch.copy_text(
+            "test_event_log",
+            ("position", "loan_id"),
+            [
+                f"{self.line_position(p)}\t{batch.ids[e.originator_id.int]}\n"
+                for e, p in zip(batch.events, batch.positions, strict=True)
+            ],
+        )
 
     def line_position(self, position: int) -> int:
         return position
@@ -194,8 +208,7 @@ def log_of(app: Ledger) -> list[tuple[int, str]]:
         return [tuple(r) for r in conn.execute(select(log_table).order_by(log_table.c.position))]
 
 
-def test_a_rebuild_copies_history_rows_in_the_background_and_swaps_them_in(
-        book: Ledger) -> None:
+def test_a_rebuild_copies_history_rows_in_the_background_and_swaps_them_in(book: Ledger) -> None:
     if book.engine.dialect.name != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
     runner = book.projection_runner([Logging()], batch_size=13, rebuild_batch_size=13)
@@ -208,7 +221,8 @@ def test_a_rebuild_copies_history_rows_in_the_background_and_swaps_them_in(
 
 
 def test_a_failing_background_copy_fails_the_rebuild_and_keeps_the_live_tables(
-        book: Ledger) -> None:
+    book: Ledger,
+) -> None:
     if book.engine.dialect.name != "postgresql":
         pytest.skip("COPY is PostgreSQL's")
 
@@ -221,8 +235,11 @@ def test_a_failing_background_copy_fails_the_rebuild_and_keeps_the_live_tables(
     runner = book.projection_runner([Duplicating()], batch_size=13, rebuild_batch_size=13)
     # The background COPY fails batches after the line that broke it; the rebuild still names
     # the event itself: the second, whose line repeats the first one's key.
-    with pytest.raises(ProjectionFailed, match=r"^rebuild of projection tally cannot apply "
-                       r"event 2 \(loan\.Approved of loan .*, version 2\): UniqueViolation: "):
+    with pytest.raises(
+        ProjectionFailed,
+        match=r"^rebuild of projection tally cannot apply "
+        r"event 2 \(loan\.Approved of loan .*, version 2\): UniqueViolation: ",
+    ):
         runner.rebuild("tally")
     assert log_of(book) == incremental
     assert runner.position("tally") == position
@@ -234,7 +251,8 @@ def test_a_failing_background_copy_fails_the_rebuild_and_keeps_the_live_tables(
 
 def _runner_script(tmp_path: Path) -> Path:
     script = tmp_path / "run_tally.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from ledger.bootstrap import build_ledger
@@ -242,20 +260,27 @@ def _runner_script(tmp_path: Path) -> Path:
         from test_projection_runner import Tally
         ledger = build_ledger(Settings(database_url=sys.argv[1]))
         ledger.projection_runner([Tally()], batch_size=int(sys.argv[2])).catch_up()
-    """))
+    """)
+    )
     return script
 
 
 @pytest.mark.parametrize("point", ["projection_inside_batch", "projection_between_batches"])
 @pytest.mark.parametrize("nth", [1, 3])
 def test_a_killed_runner_resumes_without_counting_anything_twice(
-        book: Ledger, tmp_path: Path, point: str, nth: int) -> None:
+    book: Ledger, tmp_path: Path, point: str, nth: int
+) -> None:
     script = _runner_script(tmp_path)
     url = book.engine.url.render_as_string(hide_password=False)
     env = {**os.environ, "LEDGER_FAULT_CRASH": f"{point}:{nth}"}
     # When the runner process is SIGKILLed inside or between batches,
-    killed = subprocess.run([sys.executable, str(script), url, "9"], env=env,
-                            capture_output=True, text=True, check=False)
+    killed = subprocess.run(
+        [sys.executable, str(script), url, "9"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert killed.returncode == -9, killed.stderr
     runner = book.projection_runner([Tally()])
     runner.ensure_tracking()
@@ -272,10 +297,17 @@ def test_a_killed_runner_resumes_without_counting_anything_twice(
 def test_the_read_side_imports_nothing_of_the_ledger() -> None:
     # Projections are given what they need (engine, log reader, settings values); importing
     # every one of them, the runner and the registry loads no ledger module.
-    code = ("import sys, projections.registry, projections.runner; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ledger'))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, cwd=Path(__file__).parents[2])
+    code = (
+        "import sys, projections.registry, projections.runner; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ledger'))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
     assert loaded.stdout.strip() == "[]"
 
 
@@ -288,5 +320,4 @@ def test_the_registry_builds_one_of_each_projection_with_its_service_levels() ->
     assert len({p.name for p in built}) == len(built)
     [complaints] = [p for p in built if isinstance(p, ComplaintHistory)]
     assert (complaints.ack_sla.days, complaints.resolve_sla.days) == (2, 9)
-    assert set(REPORTS) == {"balances", "delinquency", "complaints", "trial-balance",
-                            "portfolio"}
+    assert set(REPORTS) == {"balances", "delinquency", "complaints", "trial-balance", "portfolio"}

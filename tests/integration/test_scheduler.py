@@ -52,10 +52,16 @@ def book(ledger_app: Ledger, open_loan: OpenLoan) -> list[UUID]:
     loans = []
     for n, age in enumerate((3, 6, 10)):
         disbursed = today - timedelta(days=age)
-        loans.append(open_loan(ledger_app, borrower_id=f"B{n}",
-                               applied_on=disbursed - timedelta(days=2),
-                               approved_on=disbursed - timedelta(days=1),
-                               disbursed_on=disbursed, first_due=disbursed + timedelta(days=30)))
+        loans.append(
+            open_loan(
+                ledger_app,
+                borrower_id=f"B{n}",
+                applied_on=disbursed - timedelta(days=2),
+                approved_on=disbursed - timedelta(days=1),
+                disbursed_on=disbursed,
+                first_due=disbursed + timedelta(days=30),
+            )
+        )
     return loans
 
 
@@ -100,13 +106,19 @@ class Watched:
 
 
 def closed_days(app: Ledger, loan_id: UUID) -> Counter[date]:
-    return Counter(e.business_date for e in app.loan_history(loan_id)
-                   if isinstance(e, Loan.InterestAccrued) and e.end_of_day)
+    return Counter(
+        e.business_date
+        for e in app.loan_history(loan_id)
+        if isinstance(e, Loan.InterestAccrued) and e.end_of_day
+    )
 
 
 def test_a_run_missed_while_down_is_caught_up_once_on_start(
-        ledger_app: Ledger, make_ledger: Callable[..., Ledger], book: list[UUID],
-        due_job: Callable[[datetime], None]) -> None:
+    ledger_app: Ledger,
+    make_ledger: Callable[..., Ledger],
+    book: list[UUID],
+    due_job: Callable[[datetime], None],
+) -> None:
     today = local_today()
     # Given a ledger closed through five days ago, and a scheduler that was down since its
     # run three days ago (three runs missed)
@@ -127,8 +139,9 @@ def test_a_run_missed_while_down_is_caught_up_once_on_start(
         counted = closed_days(app, loan_id)
         disbursed = app.get_loan(loan_id).disbursed_on
         assert disbursed is not None
-        assert sorted(counted) == [disbursed + timedelta(days=n)
-                                   for n in range((today - disbursed).days + 1)]
+        assert sorted(counted) == [
+            disbursed + timedelta(days=n) for n in range((today - disbursed).days + 1)
+        ]
         assert set(counted.values()) == {1}
     # And the stored job now waits for tonight's run
     store = sched.LedgerJobStore(app.engine)
@@ -138,8 +151,11 @@ def test_a_run_missed_while_down_is_caught_up_once_on_start(
 
 
 def test_two_schedulers_started_together_close_each_day_exactly_once(
-        ledger_app: Ledger, make_ledger: Callable[..., Ledger], book: list[UUID],
-        due_job: Callable[[datetime], None]) -> None:
+    ledger_app: Ledger,
+    make_ledger: Callable[..., Ledger],
+    book: list[UUID],
+    due_job: Callable[[datetime], None],
+) -> None:
     today = local_today()
     # Given a due end-of-day job
     due_job(datetime.now(UTC) - timedelta(hours=1))
@@ -166,11 +182,16 @@ def test_two_schedulers_started_together_close_each_day_exactly_once(
 
 
 def test_two_runs_fired_at_the_same_moment_close_the_day_once(
-        ledger_app: Ledger, make_ledger: Callable[..., Ledger], book: list[UUID],
-        count_events: Callable[[Ledger], int]) -> None:
+    ledger_app: Ledger,
+    make_ledger: Callable[..., Ledger],
+    book: list[UUID],
+    count_events: Callable[[Ledger], int],
+) -> None:
     # Given two schedulers whose jobs fire at the same instant
-    sched._context.update(ledger=scheduling_ledger(make_ledger, ledger_app.settings.database_url),
-                          report=lambda _: None)
+    sched._context.update(
+        ledger=scheduling_ledger(make_ledger, ledger_app.settings.database_url),
+        report=lambda _: None,
+    )
     start = threading.Barrier(2)
     results: list[Any] = []
 
@@ -195,14 +216,18 @@ def test_two_runs_fired_at_the_same_moment_close_the_day_once(
     assert sum(r.events for r in results) == count_events(app) - 9  # 3 loans × 3 booked
 
 
-@pytest.mark.parametrize(("local_time", "previous_day", "expected"), [
-    ("2026-03-05T22:29", False, date(2026, 3, 4)),
-    ("2026-03-05T22:30", False, date(2026, 3, 5)),
-    ("2026-03-06T09:00", False, date(2026, 3, 5)),  # a late, caught-up run
-    ("2026-03-05T22:30", True, date(2026, 3, 4)),
-])
+@pytest.mark.parametrize(
+    ("local_time", "previous_day", "expected"),
+    [
+        ("2026-03-05T22:29", False, date(2026, 3, 4)),
+        ("2026-03-05T22:30", False, date(2026, 3, 5)),
+        ("2026-03-06T09:00", False, date(2026, 3, 5)),  # a late, caught-up run
+        ("2026-03-05T22:30", True, date(2026, 3, 4)),
+    ],
+)
 def test_the_job_closes_the_last_day_whose_close_time_has_passed(
-        local_time: str, previous_day: bool, expected: date) -> None:
+    local_time: str, previous_day: bool, expected: date
+) -> None:
     settings = Settings(timezone=ZONE, eod_time="22:30", eod_closes_previous_day=previous_day)
     now = datetime.fromisoformat(local_time).replace(tzinfo=sched.ZoneInfo(ZONE))
 
@@ -229,7 +254,8 @@ def test_the_job_store_table_is_the_one_apscheduler_defines(ledger_app: Ledger) 
         assert ours[column.name]["nullable"] == column.nullable, column.name
     assert inspector.get_pk_constraint("scheduler_jobs")["constrained_columns"] == ["id"]
     assert {i["name"] for i in inspector.get_indexes("scheduler_jobs")} == {
-        i.name for i in theirs.indexes}
+        i.name for i in theirs.indexes
+    }
 
 
 def test_an_unknown_timezone_is_refused_naming_the_setting() -> None:

@@ -26,16 +26,33 @@ STARTS = st.dates(min_value=date(2000, 1, 1), max_value=date(2060, 12, 31))
 
 
 @FAST
-@given(principal=AMOUNTS, rate=RATES, day_count=st.sampled_from(list(DayCount)), start=STARTS,
-       days=st.integers(1, 62), currency=CURRENCIES, rounding=ROUNDINGS,
-       settled=st.integers(0, 500))
+@given(
+    principal=AMOUNTS,
+    rate=RATES,
+    day_count=st.sampled_from(list(DayCount)),
+    start=STARTS,
+    days=st.integers(1, 62),
+    currency=CURRENCIES,
+    rounding=ROUNDINGS,
+    settled=st.integers(0, 500),
+)
 def test_a_periods_posted_days_sum_to_its_rounded_exact_interest(
-        principal: Decimal, rate: Decimal, day_count: DayCount, start: date, days: int,
-        currency: Currency, rounding: str, settled: int) -> None:
+    principal: Decimal,
+    rate: Decimal,
+    day_count: DayCount,
+    start: date,
+    days: int,
+    currency: Currency,
+    rounding: str,
+    settled: int,
+) -> None:
     # Given interest settled early (paid before it was billed), the days post the rest;
-    settled_early = min(currency.round(D(settled)), currency.round(
-        period_interest(principal, rate, day_count, start, start + timedelta(days=1)),
-        rounding))
+    settled_early = min(
+        currency.round(D(settled)),
+        currency.round(
+            period_interest(principal, rate, day_count, start, start + timedelta(days=1)), rounding
+        ),
+    )
     posted = ZERO
     for k in range(1, days + 1):
         exact = period_exact(ZERO, principal, rate, day_count, start, start + timedelta(days=k))
@@ -46,27 +63,42 @@ def test_a_periods_posted_days_sum_to_its_rounded_exact_interest(
     due = start + timedelta(days=days)
     # the whole period then posts the schedule's period interest, rounded once.
     assert posted + settled_early == currency.round(
-        period_interest(principal, rate, day_count, start, due), rounding)
+        period_interest(principal, rate, day_count, start, due), rounding
+    )
 
 
 @FAST
-@given(bases=st.lists(AMOUNTS, min_size=1, max_size=60), rate=RATES,
-       markup=st.sampled_from([D("0"), D("0.3"), D("0.5")]),
-       day_count=st.sampled_from(list(DayCount)), start=STARTS, currency=CURRENCIES,
-       rounding=ROUNDINGS)
+@given(
+    bases=st.lists(AMOUNTS, min_size=1, max_size=60),
+    rate=RATES,
+    markup=st.sampled_from([D("0"), D("0.3"), D("0.5")]),
+    day_count=st.sampled_from(list(DayCount)),
+    start=STARTS,
+    currency=CURRENCIES,
+    rounding=ROUNDINGS,
+)
 def test_the_penalty_carry_is_never_lost(
-        bases: list[Decimal], rate: Decimal, markup: Decimal, day_count: DayCount,
-        start: date, currency: Currency, rounding: str) -> None:
+    bases: list[Decimal],
+    rate: Decimal,
+    markup: Decimal,
+    day_count: DayCount,
+    start: date,
+    currency: Currency,
+    rounding: str,
+) -> None:
     carry = posted = exact_total = ZERO
     for k, base in enumerate(bases, start=1):
         day = start + timedelta(days=k)
-        amount, carry = daily_penalty(base, rate, markup, day_count, day, carry, currency,
-                                      rounding)
+        amount, carry = daily_penalty(base, rate, markup, day_count, day, carry, currency, rounding)
         assert currency.round(amount) == amount  # posted in minor units
         assert abs(carry) < currency.quantum  # less than a minor unit waits
         posted += amount
-        exact_total = CALC.add(exact_total, CALC.multiply(
-            CALC.multiply(base, CALC.multiply(rate, 1 + markup)),
-            year_fraction(day_count, day - timedelta(days=1), day)))
+        exact_total = CALC.add(
+            exact_total,
+            CALC.multiply(
+                CALC.multiply(base, CALC.multiply(rate, 1 + markup)),
+                year_fraction(day_count, day - timedelta(days=1), day),
+            ),
+        )
     # What is posted plus what waits is the exact penalty (the carry is kept to 28 digits).
     assert abs(posted + carry - exact_total) < D("1e-20")

@@ -27,6 +27,7 @@ def library_transcoder() -> JSONTranscoder:
     """The transcoder the ledger used before its own codec (what an older store holds)."""
     transcoder = JSONTranscoder()
     from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, UUIDAsHex
+
     for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
         transcoder.register(transcoding)
     register_all(transcoder)
@@ -72,8 +73,9 @@ def test_events_and_snapshots_written_by_the_library_transcoder_still_read() -> 
     snapshot = Loan.Snapshot.take(loan)
     assert state_of(round_trip(snapshot, LEGACY).mutate(None)) == state_of(loan)
     complaint = filed_complaint()
-    assert (state_of(round_trip(Complaint.Snapshot.take(complaint), LEGACY).mutate(None))
-            == state_of(complaint))
+    assert state_of(
+        round_trip(Complaint.Snapshot.take(complaint), LEGACY).mutate(None)
+    ) == state_of(complaint)
 
 
 def test_the_stored_form_is_plain_json_an_auditor_can_read() -> None:
@@ -127,8 +129,9 @@ def test_an_installment_row_stored_before_closed_by_was_kept_still_reads() -> No
     untouched = orjson.loads(MAPPER.to_stored_event(Loan.Snapshot.take(active_loan())).state)
     assert {len(r) for r in untouched["state"]["installments"]} == {8}
     data["state"]["installments"] = [r[:8] for r in rows]
-    old = type(stored)(stored.originator_id, stored.originator_version, stored.topic,
-                       orjson.dumps(data))
+    old = type(stored)(
+        stored.originator_id, stored.originator_version, stored.topic, orjson.dumps(data)
+    )
     # it restores the same loan, with installments not marked as closed otherwise.
     restored = MAPPER.to_domain_event(old).mutate(None)
     assert [i.closed_by for i in restored.installments] == [""] * len(rows)
@@ -147,7 +150,8 @@ def test_an_installment_dict_without_closed_by_still_reads() -> None:
 
 @pytest.mark.parametrize("writer", [MAPPER, LEGACY], ids=["codec", "library transcoder"])
 def test_a_write_off_stored_before_it_carried_the_dpd_reads_with_dpd_none(
-        writer: Mapper[Any]) -> None:
+    writer: Mapper[Any],
+) -> None:
     # Given a WrittenOff as stored before version 2: no dpd and no class_version,
     loan = overdue_written_off_loan()
     written_off = loan.collect_events()[-1]
@@ -168,6 +172,7 @@ def test_a_write_off_stored_before_it_carried_the_dpd_reads_with_dpd_none(
     assert type(back) is Loan.WrittenOff and stored.topic == "loan.WrittenOff"
     assert back.dpd is None
     assert {k: v for k, v in vars(back).items() if k != "dpd"} == {
-        k: v for k, v in vars(written_off).items() if k != "dpd"}
+        k: v for k, v in vars(written_off).items() if k != "dpd"
+    }
     # and a version-2 payload reads back with its dpd.
     assert MAPPER.to_domain_event(stored).dpd == 39

@@ -31,8 +31,11 @@ from projections.journal import Journal, account_balances, journal_entries, jour
 D = Decimal
 CENT = D("0.01")
 START = date(2026, 1, 10)
-FAST = settings(max_examples=10, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @dataclass(frozen=True)
@@ -43,15 +46,35 @@ class Step:
     size: int  # per-mille of the reference amount
 
 
-steps = st.lists(st.builds(
-    Step,
-    kind=st.sampled_from(["open", "open_usd", "eod", "eod", "eod", "repay", "repay", "payoff",
-                          "fee", "restructure", "capitalize", "write_off", "recover", "recover",
-                          "project"]),
-    loan=st.integers(min_value=0, max_value=3),
-    days=st.integers(min_value=1, max_value=70),
-    size=st.integers(min_value=1, max_value=1100),
-), min_size=3, max_size=14)
+steps = st.lists(
+    st.builds(
+        Step,
+        kind=st.sampled_from(
+            [
+                "open",
+                "open_usd",
+                "eod",
+                "eod",
+                "eod",
+                "repay",
+                "repay",
+                "payoff",
+                "fee",
+                "restructure",
+                "capitalize",
+                "write_off",
+                "recover",
+                "recover",
+                "project",
+            ]
+        ),
+        loan=st.integers(min_value=0, max_value=3),
+        days=st.integers(min_value=1, max_value=70),
+        size=st.integers(min_value=1, max_value=1100),
+    ),
+    min_size=3,
+    max_size=14,
+)
 
 #: Every history starts with a loan a month into its life (interest accrued, one installment due).
 PROLOGUE = [Step("open", 0, 1, 100), Step("eod", 0, 32, 1)]
@@ -89,19 +112,35 @@ class Story:
         self.loans: list[UUID] = []
 
     def send(self, type_: str, **fields: Any) -> None:
-        fields = {k: str(v) if isinstance(v, date | UUID | Decimal) else v
-                  for k, v in fields.items()}
+        fields = {
+            k: str(v) if isinstance(v, date | UUID | Decimal) else v for k, v in fields.items()
+        }
         with suppress(LedgerError):
-            self.app.execute(parse_command({"type": type_, "idempotency_key": str(uuid4()),
-                                            "business_date": str(self.today), **fields}))
+            self.app.execute(
+                parse_command(
+                    {
+                        "type": type_,
+                        "idempotency_key": str(uuid4()),
+                        "business_date": str(self.today),
+                        **fields,
+                    }
+                )
+            )
 
     def play(self, step: Step) -> None:
         if step.kind in ("open", "open_usd"):
             loan_id = uuid4()
-            self.send("apply_for_loan", loan_id=loan_id, borrower_id=f"B{len(self.loans)}",
-                      principal=str(1000 * step.size), term=1 + step.days % 12,
-                      currency="USD" if step.kind == "open_usd" else "CNY",
-                      annual_rate="0.12", day_count="30/360", grace_days=step.loan % 2)
+            self.send(
+                "apply_for_loan",
+                loan_id=loan_id,
+                borrower_id=f"B{len(self.loans)}",
+                principal=str(1000 * step.size),
+                term=1 + step.days % 12,
+                currency="USD" if step.kind == "open_usd" else "CNY",
+                annual_rate="0.12",
+                day_count="30/360",
+                grace_days=step.loan % 2,
+            )
             self.send("approve_loan", loan_id=loan_id)
             self.send("disburse_loan", loan_id=loan_id)
             self.loans.append(loan_id)
@@ -124,42 +163,51 @@ class Story:
         elif step.kind == "fee":
             self.send("charge_fee", loan_id=loan_id, amount=D(step.size) / 10)
         elif step.kind in ("restructure", "capitalize"):
-            self.send("restructure_loan", loan_id=loan_id, kind="extension",
-                      extend_months=1 + step.size % 6,
-                      capitalize_arrears=step.kind == "capitalize")
+            self.send(
+                "restructure_loan",
+                loan_id=loan_id,
+                kind="extension",
+                extend_months=1 + step.size % 6,
+                capitalize_arrears=step.kind == "capitalize",
+            )
         elif step.kind == "write_off":
             self.send("write_off_loan", loan_id=loan_id, reason="property test")
         elif step.kind == "recover":
-            self.send("receive_recovery", loan_id=loan_id, amount=D(step.size),
-                      currency=currency)
+            self.send("receive_recovery", loan_id=loan_id, amount=D(step.size), currency=currency)
 
 
 def differences(app: Ledger) -> set[Decimal]:
     """Debits minus credits per currency, over the journal lines and over the balances."""
     with app.engine.connect() as conn:
         lines = conn.execute(
-            select(journal_entries.c.currency, func.sum(journal_entries.c.debit),
-                   func.sum(journal_entries.c.credit))
-            .group_by(journal_entries.c.currency)).all()
+            select(
+                journal_entries.c.currency,
+                func.sum(journal_entries.c.debit),
+                func.sum(journal_entries.c.credit),
+            ).group_by(journal_entries.c.currency)
+        ).all()
         totals = conn.execute(
-            select(account_balances.c.currency, func.sum(account_balances.c.balance))
-            .group_by(account_balances.c.currency)).all()
+            select(account_balances.c.currency, func.sum(account_balances.c.balance)).group_by(
+                account_balances.c.currency
+            )
+        ).all()
     # SQLite sums NUMERIC as floating point: quantize to the stored scale before comparing.
     q = D("0.0001")
-    return ({D(str(dr)).quantize(q) - D(str(cr)).quantize(q) for _, dr, cr in lines}
-            | {D(str(b)).quantize(q) for _, b in totals})
+    return {D(str(dr)).quantize(q) - D(str(cr)).quantize(q) for _, dr, cr in lines} | {
+        D(str(b)).quantize(q) for _, b in totals
+    }
 
 
 def snapshot(app: Ledger) -> dict[str, list[tuple[Any, ...]]]:
     with app.engine.connect() as conn:
-        return {t.name: sorted(tuple(r) for r in conn.execute(select(t)))
-                for t in Journal.tables}
+        return {t.name: sorted(tuple(r) for r in conn.execute(select(t))) for t in Journal.tables}
 
 
 @FAST
 @given(history=steps, batch_size=st.integers(min_value=1, max_value=25))
-def test_trial_balance_is_zero_at_every_batch_boundary(history: list[Step],
-                                                      batch_size: int) -> None:
+def test_trial_balance_is_zero_at_every_batch_boundary(
+    history: list[Step], batch_size: int
+) -> None:
     with fresh_ledger() as app:
         story = Story(app)
         runner = app.projection_runner([Journal()], batch_size=batch_size)
@@ -197,6 +245,11 @@ def test_rebuilt_journal_equals_incremental(history: list[Step], batch_size: int
             if row is None:  # refused before it was applied for
                 continue
             assert [D(v) for v in row[2:]] == [
-                loan.principal_not_due, loan.principal_due_unpaid(), loan.interest_accrued,
-                loan.interest_due_unpaid(), loan.penalty_outstanding, loan.fees_outstanding,
-                -loan.overpayment]
+                loan.principal_not_due,
+                loan.principal_due_unpaid(),
+                loan.interest_accrued,
+                loan.interest_due_unpaid(),
+                loan.penalty_outstanding,
+                loan.fees_outstanding,
+                -loan.overpayment,
+            ]

@@ -27,9 +27,11 @@ from tests.conftest import open_loan, submit
 from tests.integration.test_balances import assert_balances_match_aggregates, table_rows
 from tests.integration.test_delinquency_projection import assert_delinquency_matches_aggregates
 
-PROPERTY_SETTINGS = settings(max_examples=8, deadline=None,
-                             suppress_health_check=[HealthCheck.too_slow,
-                                                    HealthCheck.function_scoped_fixture])
+PROPERTY_SETTINGS = settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 CENT = Decimal("0.01")
 
 
@@ -42,12 +44,32 @@ class Step:
     batch: int  # 0: no catch-up after this step; else the catch-up batch size
 
 
-steps = st.lists(st.builds(
-    Step,
-    kind=st.sampled_from(["eod", "eod", "eod", "repay", "repay", "payoff", "fee", "extend",
-                          "capitalize", "write_off", "recover"]),
-    loan=st.integers(0, 2), days=st.integers(1, 45), size=st.integers(1, 1500),
-    batch=st.sampled_from([0, 0, 1, 3, 7, 25])), min_size=3, max_size=12)
+steps = st.lists(
+    st.builds(
+        Step,
+        kind=st.sampled_from(
+            [
+                "eod",
+                "eod",
+                "eod",
+                "repay",
+                "repay",
+                "payoff",
+                "fee",
+                "extend",
+                "capitalize",
+                "write_off",
+                "recover",
+            ]
+        ),
+        loan=st.integers(0, 2),
+        days=st.integers(1, 45),
+        size=st.integers(1, 1500),
+        batch=st.sampled_from([0, 0, 1, 3, 7, 25]),
+    ),
+    min_size=3,
+    max_size=12,
+)
 
 _databases = itertools.count()
 
@@ -72,8 +94,15 @@ def play(app: Ledger, history: list[Step]) -> None:
     the history's commands; commands the domain refuses simply change nothing."""
     loans = [
         open_loan(app, borrower_id="B1", principal="60000", term=6),
-        open_loan(app, borrower_id="B2", principal="30000", term=4, method="equal_principal",
-                  prepayment="lower_installment", currency="USD"),
+        open_loan(
+            app,
+            borrower_id="B2",
+            principal="30000",
+            term=4,
+            method="equal_principal",
+            prepayment="lower_installment",
+            currency="USD",
+        ),
         open_loan(app, borrower_id="B3", principal="12000", term=3, waterfall="by_installment"),
     ]
     today = date(2026, 1, 11)
@@ -89,22 +118,34 @@ def play(app: Ledger, history: list[Step]) -> None:
                 reference = loan.payoff_amount(today) if loan.status == "active" else Decimal(1)
                 amount = max(CENT, (reference * step.size / 1000).quantize(CENT))
                 command: dict[str, Any] = {
-                    "repay": {"type": "receive_repayment", "amount": amount,
-                              "currency": currency},
-                    "payoff": {"type": "receive_repayment", "amount": reference + CENT,
-                               "currency": currency},
+                    "repay": {"type": "receive_repayment", "amount": amount, "currency": currency},
+                    "payoff": {
+                        "type": "receive_repayment",
+                        "amount": reference + CENT,
+                        "currency": currency,
+                    },
                     "fee": {"type": "charge_fee", "amount": Decimal(step.size) / 10},
-                    "extend": {"type": "restructure_loan", "kind": "extension",
-                               "extend_months": 1 + step.size % 6},
+                    "extend": {
+                        "type": "restructure_loan",
+                        "kind": "extension",
+                        "extend_months": 1 + step.size % 6,
+                    },
                     "capitalize": {"type": "restructure_loan", "kind": "capitalization"},
                     "write_off": {"type": "write_off_loan", "reason": "property test"},
-                    "recover": {"type": "receive_recovery", "amount": Decimal(step.size),
-                                "currency": currency},
+                    "recover": {
+                        "type": "receive_recovery",
+                        "amount": Decimal(step.size),
+                        "currency": currency,
+                    },
                 }[step.kind]
                 kind = command.pop("type")
-                submit(app, kind, loan_id=loan_id, business_date=today,
-                       **{k: str(v) if isinstance(v, Decimal) else v
-                          for k, v in command.items()})
+                submit(
+                    app,
+                    kind,
+                    loan_id=loan_id,
+                    business_date=today,
+                    **{k: str(v) if isinstance(v, Decimal) else v for k, v in command.items()},
+                )
         except LedgerError:
             pass
         if step.batch:

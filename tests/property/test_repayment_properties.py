@@ -45,21 +45,32 @@ class Case:
         return self.billed_due + self.principal_not_due + self.interest_accrued
 
     def plan(self) -> RepaymentPlan:
-        return plan_repayment(self.amount, self.items, principal_not_due=self.principal_not_due,
-                              interest_accrued=self.interest_accrued, future=self.future,
-                              annual_rate=self.terms.annual_rate, terms=self.terms)
+        return plan_repayment(
+            self.amount,
+            self.items,
+            principal_not_due=self.principal_not_due,
+            interest_accrued=self.interest_accrued,
+            future=self.future,
+            annual_rate=self.terms.annual_rate,
+            terms=self.terms,
+        )
 
 
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
-    product = ProductTerms(prepayment=draw(st.sampled_from(list(PrepaymentOption))),
-                           waterfall=draw(st.sampled_from(["standard", "interest_first",
-                                                           "principal_first",
-                                                           "by_installment"])))
-    terms = make_terms(product=product, principal=str(draw(st.integers(1000, 500_000))),
-                       annual_rate=draw(st.sampled_from(["0", "0.0435", "0.12", "0.24"])),
-                       term=draw(st.integers(1, 36)),
-                       method=draw(st.sampled_from(["annuity", "equal_principal"])))
+    product = ProductTerms(
+        prepayment=draw(st.sampled_from(list(PrepaymentOption))),
+        waterfall=draw(
+            st.sampled_from(["standard", "interest_first", "principal_first", "by_installment"])
+        ),
+    )
+    terms = make_terms(
+        product=product,
+        principal=str(draw(st.integers(1000, 500_000))),
+        annual_rate=draw(st.sampled_from(["0", "0.0435", "0.12", "0.24"])),
+        term=draw(st.integers(1, 36)),
+        method=draw(st.sampled_from(["annuity", "equal_principal"])),
+    )
     installments = installments_of(terms, billed=draw(st.integers(0, terms.term)))
     billed = [i for i in installments if i.fell_due]
     for inst in billed:  # something already paid against some of them
@@ -73,16 +84,19 @@ def cases(draw: st.DrawFn) -> Case:
     # From a cent to a fifth more than everything owed, and exactly everything now and then.
     per_mille = draw(st.integers(0, 1200))
     amount = owed if per_mille == 1000 else (owed * per_mille / 1000).quantize(CENT)
-    return Case(terms, installments, items, principal_not_due, interest_accrued,
-                max(CENT, amount))
+    return Case(terms, installments, items, principal_not_due, interest_accrued, max(CENT, amount))
 
 
 @FAST
 @given(cases())
 def test_a_repayments_split_sums_to_the_amount(case: Case) -> None:
     plan = case.plan()
-    parts = (plan.allocation.allocated, plan.accrued_interest_paid, plan.prepaid_principal,
-             plan.overpayment)
+    parts = (
+        plan.allocation.allocated,
+        plan.accrued_interest_paid,
+        plan.prepaid_principal,
+        plan.overpayment,
+    )
     assert sum(parts, D(0)) == case.amount
     assert all(part >= 0 for part in parts)
     assert all(line.amount > 0 for line in plan.allocation.lines)
@@ -133,7 +147,8 @@ def test_a_rebuilt_schedule_carries_the_principal_left_on_the_same_due_dates(cas
     new, future = plan.new_schedule, case.future
     assert new is not None
     assert sum((i.principal for i in new), D(0)) == case.principal_not_due - plan.prepaid_principal
-    assert [(i.number, i.due_date) for i in new] == [
-        (i.number, i.due_date) for i in future][:len(new)]
+    assert [(i.number, i.due_date) for i in new] == [(i.number, i.due_date) for i in future][
+        : len(new)
+    ]
     if case.terms.product.prepayment == PrepaymentOption.LOWER_INSTALLMENT:
         assert len(new) == len(future)

@@ -45,21 +45,32 @@ class Case:
 
     def plan(self) -> RestructurePlan:
         return plan_restructure(
-            self.kind, business_date=self.business_date, terms=self.terms,
-            annual_rate=self.terms.annual_rate, installments=self.installments,
-            principal_not_due=self.principal_not_due, principal_due=self.principal_due,
-            interest_due=self.interest_due, penalty=self.penalty, fees=self.fees,
-            extend_months=self.extend_months, new_term=self.new_term,
-            new_annual_rate=self.new_annual_rate, capitalize_arrears=self.capitalize_arrears)
+            self.kind,
+            business_date=self.business_date,
+            terms=self.terms,
+            annual_rate=self.terms.annual_rate,
+            installments=self.installments,
+            principal_not_due=self.principal_not_due,
+            principal_due=self.principal_due,
+            interest_due=self.interest_due,
+            penalty=self.penalty,
+            fees=self.fees,
+            extend_months=self.extend_months,
+            new_term=self.new_term,
+            new_annual_rate=self.new_annual_rate,
+            capitalize_arrears=self.capitalize_arrears,
+        )
 
 
 @st.composite
 def cases(draw: st.DrawFn, *, capitalizing: bool | None = None) -> Case:
-    terms = make_terms(principal=str(draw(st.integers(1000, 500_000))),
-                       annual_rate=draw(st.sampled_from(["0", "0.0435", "0.12", "0.24"])),
-                       term=draw(st.integers(1, 36)),
-                       method=draw(st.sampled_from(["annuity", "equal_principal"])),
-                       day_count=draw(st.sampled_from(["30/360", "ACT/365F", "ACT/ACT"])))
+    terms = make_terms(
+        principal=str(draw(st.integers(1000, 500_000))),
+        annual_rate=draw(st.sampled_from(["0", "0.0435", "0.12", "0.24"])),
+        term=draw(st.integers(1, 36)),
+        method=draw(st.sampled_from(["annuity", "equal_principal"])),
+        day_count=draw(st.sampled_from(["30/360", "ACT/365F", "ACT/ACT"])),
+    )
     installments = installments_of(terms, billed=draw(st.integers(0, terms.term)))
     billed = [i for i in installments if i.fell_due]
     last = billed[-1].due_date if billed else DISBURSED_ON
@@ -70,14 +81,20 @@ def cases(draw: st.DrawFn, *, capitalizing: bool | None = None) -> Case:
     cents = st.integers(0, 100_000).map(lambda n: CENT * n)
     billed_principal = sum((i.principal for i in billed), D(0))
     return Case(
-        kind=kind, capitalize_arrears=capitalize,
-        extend_months=draw(st.integers(1, 120)), new_term=draw(st.integers(1, 600)),
+        kind=kind,
+        capitalize_arrears=capitalize,
+        extend_months=draw(st.integers(1, 120)),
+        new_term=draw(st.integers(1, 600)),
         new_annual_rate=draw(st.sampled_from([D("0"), D("0.06"), D("0.24")])),
-        terms=terms, installments=installments,
+        terms=terms,
+        installments=installments,
         business_date=last + timedelta(days=draw(st.integers(0, 75))),
         principal_not_due=sum((i.principal for i in installments if not i.fell_due), D(0)),
-        principal_due=min(billed_principal, draw(cents)), interest_due=draw(cents),
-        penalty=draw(cents), fees=draw(cents))
+        principal_due=min(billed_principal, draw(cents)),
+        interest_due=draw(cents),
+        penalty=draw(cents),
+        fees=draw(cents),
+    )
 
 
 def schedule_principal(plan: RestructurePlan) -> Decimal:
@@ -89,8 +106,11 @@ def schedule_principal(plan: RestructurePlan) -> Decimal:
 def test_principal_is_conserved_across_a_capitalization(case: Case) -> None:
     plan = case.plan()
     arrears = case.interest_due + case.penalty + case.fees
-    assert plan.capitalized == arrears == (plan.capitalized_interest + plan.capitalized_penalty
-                                           + plan.capitalized_fees)
+    assert (
+        plan.capitalized
+        == arrears
+        == (plan.capitalized_interest + plan.capitalized_penalty + plan.capitalized_fees)
+    )
     before = case.principal_not_due + case.principal_due
     assert plan.principal_outstanding == before
     assert plan.reamortized_principal == before + arrears == schedule_principal(plan)
@@ -99,8 +119,12 @@ def test_principal_is_conserved_across_a_capitalization(case: Case) -> None:
 @FAST
 @given(cases())
 def test_a_restructure_plans_schedule_principal_is_the_reamortized_principal(case: Case) -> None:
-    assume(case.principal_not_due + case.principal_due + (
-        case.interest_due + case.penalty + case.fees if case.capitalizes else 0) > 0)
+    assume(
+        case.principal_not_due
+        + case.principal_due
+        + (case.interest_due + case.penalty + case.fees if case.capitalizes else 0)
+        > 0
+    )
     plan = case.plan()
     assert schedule_principal(plan) == plan.reamortized_principal
     assert all(i.principal >= 0 and i.interest >= 0 for i in plan.schedule)
@@ -112,22 +136,26 @@ def test_a_restructure_plans_schedule_principal_is_the_reamortized_principal(cas
 @FAST
 @given(cases())
 def test_the_new_schedule_starts_after_the_day_and_numbers_on_from_the_last_billed(
-        case: Case) -> None:
+    case: Case,
+) -> None:
     assume(case.principal_not_due + case.principal_due > 0)
     plan = case.plan()
     billed = [i for i in case.installments if i.fell_due]
     remaining = len(case.installments) - len(billed)
-    expected_term = {RestructureKind.EXTENSION: remaining + case.extend_months,
-                     RestructureKind.REAMORTIZATION: case.new_term}.get(
-        case.kind, max(remaining, 1))
+    expected_term = {
+        RestructureKind.EXTENSION: remaining + case.extend_months,
+        RestructureKind.REAMORTIZATION: case.new_term,
+    }.get(case.kind, max(remaining, 1))
     assert plan.term == expected_term and 1 <= len(plan.schedule) <= plan.term
     first = plan.schedule[0]
     assert first.due_date > case.business_date
     assert first.number == (billed[-1].number + 1 if billed else 1)
     assert [i.number for i in plan.schedule] == list(
-        range(first.number, first.number + len(plan.schedule)))
-    assert [i.due_date for i in plan.schedule] == monthly_due_dates(first.due_date,
-                                                                    len(plan.schedule))
+        range(first.number, first.number + len(plan.schedule))
+    )
+    assert [i.due_date for i in plan.schedule] == monthly_due_dates(
+        first.due_date, len(plan.schedule)
+    )
     if case.kind == RestructureKind.RATE_CHANGE:
         assert plan.annual_rate == case.new_annual_rate
     else:

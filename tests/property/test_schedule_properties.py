@@ -18,8 +18,13 @@ FAST = settings(max_examples=60, deadline=None)
 
 
 @st.composite
-def loans(draw: st.DrawFn, *, max_term: int = 360, max_gap: int = 45,
-          method: AmortizationMethod | None = None) -> tuple[list[Installment], Decimal, Currency]:
+def loans(
+    draw: st.DrawFn,
+    *,
+    max_term: int = 360,
+    max_gap: int = 45,
+    method: AmortizationMethod | None = None,
+) -> tuple[list[Installment], Decimal, Currency]:
     currency = draw(st.sampled_from(CURRENCIES))
     cents = draw(st.integers(min_value=10_000, max_value=1_000_000_000))
     principal = currency.round(Decimal(cents).scaleb(-2))

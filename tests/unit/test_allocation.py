@@ -47,8 +47,13 @@ def test_default_waterfall_pays_penalties_fees_interest_principal_oldest_first()
     result = allocate(D("232.00"), two_overdue_installments())
     # then each component is cleared, oldest due date first, before the next component.
     assert keys(result) == [
-        (P, JAN, "3.00"), (P, FEB, "2.00"), (F, JAN, "5.00"),
-        (IN, JAN, "12.00"), (IN, FEB, "10.00"), (PR, JAN, "100.00"), (PR, FEB, "100.00"),
+        (P, JAN, "3.00"),
+        (P, FEB, "2.00"),
+        (F, JAN, "5.00"),
+        (IN, JAN, "12.00"),
+        (IN, FEB, "10.00"),
+        (PR, JAN, "100.00"),
+        (PR, FEB, "100.00"),
     ]
     assert result.remainder == 0
     assert result.total(IN) == D("22.00")
@@ -70,8 +75,12 @@ def test_by_installment_clears_the_oldest_due_date_before_the_next() -> None:
     result = allocate(D("125.00"), two_overdue_installments(), Waterfall.parse("by_installment"))
     # January: penalty, fee, interest, principal; then February's penalty with the last 5.
     assert keys(result) == [
-        (P, JAN, "3.00"), (F, JAN, "5.00"), (IN, JAN, "12.00"), (PR, JAN, "100.00"),
-        (P, FEB, "2.00"), (IN, FEB, "3.00"),
+        (P, JAN, "3.00"),
+        (F, JAN, "5.00"),
+        (IN, JAN, "12.00"),
+        (PR, JAN, "100.00"),
+        (P, FEB, "2.00"),
+        (IN, FEB, "3.00"),
     ]
 
 
@@ -135,8 +144,12 @@ def test_parse_accepts_a_component_list_with_the_by_installment_suffix() -> None
 @pytest.mark.parametrize(
     "spec",
     [
-        "standard", "interest_first", "principal_first", "by_installment",
-        "interest,principal,penalty,fees", "fees,interest,penalty,principal:by_installment",
+        "standard",
+        "interest_first",
+        "principal_first",
+        "by_installment",
+        "interest,principal,penalty,fees",
+        "fees,interest,penalty,principal:by_installment",
         "principal_first:by_installment",
     ],
 )

@@ -14,8 +14,9 @@ from tests.factories import filed_complaint, replay, state_of
 FILED_ON = date(2026, 3, 1)
 
 
-def assert_refused(complaint: Complaint, command: object, error: type[LedgerError],
-                   field: str) -> None:
+def assert_refused(
+    complaint: Complaint, command: object, error: type[LedgerError], field: str
+) -> None:
     complaint.collect_events()
     before = state_of(complaint)
     with pytest.raises(error) as caught:
@@ -38,8 +39,10 @@ def test_full_journey_from_filing_to_reopening() -> None:
     assert (complaint.status, complaint.escalation_level) == (ComplaintStatus.ESCALATED, 2)
     # resolves it,
     complaint.resolve(date(2026, 3, 12), resolution="penalty reversed")
-    assert (complaint.status, complaint.resolved_on) == (ComplaintStatus.RESOLVED,
-                                                         date(2026, 3, 12))
+    assert (complaint.status, complaint.resolved_on) == (
+        ComplaintStatus.RESOLVED,
+        date(2026, 3, 12),
+    )
     # and reopens it when the borrower writes back.
     complaint.reopen(date(2026, 3, 20), reason="reversal not visible on statement")
     assert complaint.status == ComplaintStatus.ACKNOWLEDGED
@@ -48,14 +51,25 @@ def test_full_journey_from_filing_to_reopening() -> None:
 
     events = complaint.collect_events()
     assert [type(e).__name__ for e in events] == [
-        "Filed", "Acknowledged", "Escalated", "Escalated", "Resolved", "Reopened"]
+        "Filed",
+        "Acknowledged",
+        "Escalated",
+        "Escalated",
+        "Resolved",
+        "Reopened",
+    ]
     assert state_of(replay(events)) == state_of(complaint)
 
 
 def test_filing_links_loan_and_borrower() -> None:
     loan_id = uuid4()
-    complaint = Complaint.file(loan_id=loan_id, borrower_id=" B1 ", category="fees",
-                               description="fee not in contract", business_date=FILED_ON)
+    complaint = Complaint.file(
+        loan_id=loan_id,
+        borrower_id=" B1 ",
+        category="fees",
+        description="fee not in contract",
+        business_date=FILED_ON,
+    )
     [filed] = complaint.collect_events()
     assert isinstance(filed, Complaint.Filed)
     assert (filed.loan_id, filed.borrower_id) == (str(loan_id), "B1")
@@ -63,8 +77,11 @@ def test_filing_links_loan_and_borrower() -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
-    [({"category": "weather"}, "category"), ({"description": " "}, "description"),
-     ({"borrower_id": ""}, "borrower_id")],
+    [
+        ({"category": "weather"}, "category"),
+        ({"description": " "}, "description"),
+        ({"borrower_id": ""}, "borrower_id"),
+    ],
 )
 def test_filing_with_bad_input_is_refused(overrides: dict[str, str], field: str) -> None:
     args = {"borrower_id": "B1", "category": "billing", "description": "wrong interest"}
@@ -77,39 +94,62 @@ def test_filing_with_bad_input_is_refused(overrides: dict[str, str], field: str)
 def test_acknowledging_twice_is_refused() -> None:
     complaint = filed_complaint(FILED_ON)
     complaint.acknowledge(date(2026, 3, 2), handler="agent-12")
-    assert_refused(complaint, lambda: complaint.acknowledge(date(2026, 3, 3), "agent-9"),
-                   ComplaintStateError, "complaint_id")
+    assert_refused(
+        complaint,
+        lambda: complaint.acknowledge(date(2026, 3, 3), "agent-9"),
+        ComplaintStateError,
+        "complaint_id",
+    )
 
 
 def test_a_resolved_complaint_cannot_be_escalated_or_resolved_again() -> None:
     complaint = filed_complaint(FILED_ON)
     complaint.resolve(date(2026, 3, 2), resolution="explained the schedule")
-    assert_refused(complaint, lambda: complaint.escalate(date(2026, 3, 3), "angry"),
-                   ComplaintStateError, "complaint_id")
-    assert_refused(complaint, lambda: complaint.resolve(date(2026, 3, 3), "again"),
-                   ComplaintStateError, "complaint_id")
+    assert_refused(
+        complaint,
+        lambda: complaint.escalate(date(2026, 3, 3), "angry"),
+        ComplaintStateError,
+        "complaint_id",
+    )
+    assert_refused(
+        complaint,
+        lambda: complaint.resolve(date(2026, 3, 3), "again"),
+        ComplaintStateError,
+        "complaint_id",
+    )
 
 
 def test_only_a_resolved_complaint_can_be_reopened() -> None:
     complaint = filed_complaint(FILED_ON)
-    assert_refused(complaint, lambda: complaint.reopen(date(2026, 3, 2), "why"),
-                   ComplaintStateError, "complaint_id")
+    assert_refused(
+        complaint,
+        lambda: complaint.reopen(date(2026, 3, 2), "why"),
+        ComplaintStateError,
+        "complaint_id",
+    )
 
 
 def test_empty_handler_reason_or_resolution_is_refused() -> None:
     complaint = filed_complaint(FILED_ON)
-    assert_refused(complaint, lambda: complaint.acknowledge(date(2026, 3, 2), " "),
-                   ValidationError, "handler")
-    assert_refused(complaint, lambda: complaint.escalate(date(2026, 3, 2), ""),
-                   ValidationError, "reason")
-    assert_refused(complaint, lambda: complaint.resolve(date(2026, 3, 2), ""),
-                   ValidationError, "resolution")
+    assert_refused(
+        complaint, lambda: complaint.acknowledge(date(2026, 3, 2), " "), ValidationError, "handler"
+    )
+    assert_refused(
+        complaint, lambda: complaint.escalate(date(2026, 3, 2), ""), ValidationError, "reason"
+    )
+    assert_refused(
+        complaint, lambda: complaint.resolve(date(2026, 3, 2), ""), ValidationError, "resolution"
+    )
 
 
 def test_a_step_cannot_be_dated_before_the_filing() -> None:
     complaint = filed_complaint(FILED_ON)
-    assert_refused(complaint, lambda: complaint.acknowledge(date(2026, 2, 28), "agent-12"),
-                   InvalidDate, "business_date")
+    assert_refused(
+        complaint,
+        lambda: complaint.acknowledge(date(2026, 2, 28), "agent-12"),
+        InvalidDate,
+        "business_date",
+    )
 
 
 def test_no_step_can_be_dated_before_the_previous_one() -> None:
@@ -118,9 +158,14 @@ def test_no_step_can_be_dated_before_the_previous_one() -> None:
     # resolution — a timeline the SLA report would read backwards.
     complaint = filed_complaint(FILED_ON)
     complaint.escalate(date(2026, 3, 10), reason="no reply")
-    assert_refused(complaint, lambda: complaint.resolve(date(2026, 3, 5), "done"),
-                   InvalidDate, "business_date")
+    assert_refused(
+        complaint, lambda: complaint.resolve(date(2026, 3, 5), "done"), InvalidDate, "business_date"
+    )
     complaint.resolve(date(2026, 3, 12), resolution="done")
     complaint.reopen(date(2026, 3, 15), reason="not done")
-    assert_refused(complaint, lambda: complaint.escalate(date(2026, 3, 13), "again"),
-                   InvalidDate, "business_date")
+    assert_refused(
+        complaint,
+        lambda: complaint.escalate(date(2026, 3, 13), "again"),
+        InvalidDate,
+        "business_date",
+    )

@@ -44,8 +44,12 @@ def frac(num: int, den: int) -> Decimal:
             CALC.add(frac(31, 365), frac(31, 366)),
         ),
         (DayCount.ACT_ACT_ISDA, date(2024, 1, 1), date(2025, 1, 1), Decimal(1)),
-        (DayCount.ACT_ACT_ISDA, date(2023, 7, 1), date(2025, 7, 1),
-         CALC.add(CALC.add(frac(184, 365), Decimal(1)), frac(181, 365))),
+        (
+            DayCount.ACT_ACT_ISDA,
+            date(2023, 7, 1),
+            date(2025, 7, 1),
+            CALC.add(CALC.add(frac(184, 365), Decimal(1)), frac(181, 365)),
+        ),
     ],
 )
 def test_known_year_fractions(

@@ -26,9 +26,21 @@ def test_days_past_due_counts_from_the_oldest_unpaid_due_date() -> None:
 @pytest.mark.parametrize(
     ("dpd", "bucket"),
     [
-        (0, "M0"), (1, "M1"), (30, "M1"), (31, "M2"), (60, "M2"), (61, "M3"), (90, "M3"),
-        (91, "M4"), (120, "M4"), (121, "M5"), (150, "M5"), (151, "M6"), (180, "M6"),
-        (181, "M7+"), (10_000, "M7+"),
+        (0, "M0"),
+        (1, "M1"),
+        (30, "M1"),
+        (31, "M2"),
+        (60, "M2"),
+        (61, "M3"),
+        (90, "M3"),
+        (91, "M4"),
+        (120, "M4"),
+        (121, "M5"),
+        (150, "M5"),
+        (151, "M6"),
+        (180, "M6"),
+        (181, "M7+"),
+        (10_000, "M7+"),
     ],
 )
 def test_bucket_edges(dpd: int, bucket: str) -> None:
@@ -38,10 +50,14 @@ def test_bucket_edges(dpd: int, bucket: str) -> None:
 @pytest.mark.parametrize(
     ("dpd", "category"),
     [
-        (0, FiveCategory.NORMAL), (1, FiveCategory.SPECIAL_MENTION),
-        (90, FiveCategory.SPECIAL_MENTION), (91, FiveCategory.SUBSTANDARD),
-        (270, FiveCategory.SUBSTANDARD), (271, FiveCategory.DOUBTFUL),
-        (360, FiveCategory.DOUBTFUL), (361, FiveCategory.LOSS),
+        (0, FiveCategory.NORMAL),
+        (1, FiveCategory.SPECIAL_MENTION),
+        (90, FiveCategory.SPECIAL_MENTION),
+        (91, FiveCategory.SUBSTANDARD),
+        (270, FiveCategory.SUBSTANDARD),
+        (271, FiveCategory.DOUBTFUL),
+        (360, FiveCategory.DOUBTFUL),
+        (361, FiveCategory.LOSS),
     ],
 )
 def test_five_category_edges(dpd: int, category: FiveCategory) -> None:
@@ -75,7 +91,10 @@ def test_negative_dpd_is_treated_as_current() -> None:
 def test_chinese_names_and_dict() -> None:
     assert [c.chinese for c in FiveCategory] == ["正常", "关注", "次级", "可疑", "损失"]
     assert classify(95).as_dict() == {
-        "dpd": 95, "bucket": "M4", "category": "substandard", "stage": 3,
+        "dpd": 95,
+        "bucket": "M4",
+        "category": "substandard",
+        "stage": 3,
     }
 
 

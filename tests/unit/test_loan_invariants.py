@@ -37,8 +37,9 @@ CENT = D("0.01")
 CNY_MAX = Currency.of("CNY").max_amount  # 10^11: 13 significant digits with the two decimals
 
 
-def refused(loan: Loan, command: Callable[[], None],
-            error: type[LedgerError] = InvariantViolated) -> LedgerError:
+def refused(
+    loan: Loan, command: Callable[[], None], error: type[LedgerError] = InvariantViolated
+) -> LedgerError:
     """Given a loan with nothing pending, the command raises and records nothing."""
     loan.collect_events()
     with pytest.raises(error) as caught:
@@ -58,21 +59,27 @@ def overdue_on(day: date, **overrides: Any) -> Loan:
 
 def short_by_a_cent(schedule: list[Installment]) -> list[Installment]:
     last = schedule[-1]
-    return [*schedule[:-1], Installment(last.number, last.start_date, last.due_date,
-                                        last.principal - CENT, last.interest)]
+    return [
+        *schedule[:-1],
+        Installment(
+            last.number, last.start_date, last.due_date, last.principal - CENT, last.interest
+        ),
+    ]
 
 
 # ------------------------------------------------------------------- RepaymentReceived
 
 
 def test_a_repayment_whose_allocation_drops_a_cent_is_not_recorded(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Given a broken allocation that loses a cent of the first line (the remainder unchanged),
     def lossy(payment: Decimal, items: Sequence[DueItem], waterfall: Waterfall) -> Allocation:
         good = allocate(payment, items, waterfall)
         first = good.lines[0]
-        line = AllocationLine(first.component, first.due_date, first.amount - CENT,
-                              first.installment)
+        line = AllocationLine(
+            first.component, first.due_date, first.amount - CENT, first.installment
+        )
         return Allocation((line, *good.lines[1:]), good.remainder)
 
     monkeypatch.setattr(repayment, "allocate", lossy)
@@ -85,7 +92,8 @@ def test_a_repayment_whose_allocation_drops_a_cent_is_not_recorded(
 
 
 def test_a_repayment_whose_allocation_misstates_a_components_total_is_not_recorded(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Given an allocation whose stored interest total says a cent more than its lines,
     real_as_dict = Allocation.as_dict
 
@@ -102,42 +110,47 @@ def test_a_repayment_whose_allocation_misstates_a_components_total_is_not_record
 
 
 def test_a_prepayment_whose_new_schedule_loses_a_cent_is_not_recorded(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Given a schedule builder that leaves a cent of principal out of the rebuilt plan,
     real = repayment.rebuilt_schedule
-    monkeypatch.setattr(repayment, "rebuilt_schedule",
-                        lambda *args: short_by_a_cent(real(*args)))
+    monkeypatch.setattr(repayment, "rebuilt_schedule", lambda *args: short_by_a_cent(real(*args)))
     loan = active_loan()
     loan.close_day(date(2026, 1, 20))
     loan.collect_events()
     # a prepayment of 10000.00 on 20 Jan (333.33 accrued interest first) is refused.
     error = refused(loan, lambda: loan.receive_repayment(date(2026, 1, 20), D("10000.00"), "CNY"))
-    assert error.message.startswith("RepaymentReceived: schedule principal 90333.32 = 90333.32,"
-                                    " not principal not due after the prepayment 90333.33")
+    assert error.message.startswith(
+        "RepaymentReceived: schedule principal 90333.32 = 90333.32,"
+        " not principal not due after the prepayment 90333.33"
+    )
 
 
 # ---------------------------------------------------------------------- Restructured
 
 
 def test_a_restructure_whose_schedule_loses_a_cent_is_not_recorded(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     real = restructuring.schedule_from
-    monkeypatch.setattr(restructuring, "schedule_from",
-                        lambda *args: short_by_a_cent(real(*args)))
+    monkeypatch.setattr(restructuring, "schedule_from", lambda *args: short_by_a_cent(real(*args)))
     loan = overdue_on(date(2026, 3, 1))
-    error = refused(loan, lambda: loan.restructure(date(2026, 3, 1), RestructureKind.EXTENSION,
-                                                   extend_months=6))
+    error = refused(
+        loan, lambda: loan.restructure(date(2026, 3, 1), RestructureKind.EXTENSION, extend_months=6)
+    )
     assert error.message.startswith("Restructured: schedule principal")
     assert error.field == "reamortized_principal"
 
 
 def test_a_restructure_capitalizing_a_negative_part_is_not_recorded(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Given a (broken) loan whose unpaid interest comes out negative,
     monkeypatch.setattr(Loan, "interest_due_unpaid", lambda self: D("-1.00"))
     loan = overdue_on(date(2026, 3, 1))
-    error = refused(loan, lambda: loan.restructure(date(2026, 3, 1),
-                                                   RestructureKind.CAPITALIZATION))
+    error = refused(
+        loan, lambda: loan.restructure(date(2026, 3, 1), RestructureKind.CAPITALIZATION)
+    )
     assert (error.field, error.rule) == ("capitalized_interest", "non_negative")
     assert error.message == "Restructured: capitalized_interest -1.00 is negative"
 
@@ -165,14 +178,17 @@ def test_a_write_off_with_a_negative_part_is_not_recorded() -> None:
 
 
 def test_a_disbursement_whose_schedule_loses_a_cent_is_not_recorded(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     real = aggregate.build_schedule
-    monkeypatch.setattr(aggregate, "build_schedule",
-                        lambda **kwargs: short_by_a_cent(real(**kwargs)))
+    monkeypatch.setattr(
+        aggregate, "build_schedule", lambda **kwargs: short_by_a_cent(real(**kwargs))
+    )
     loan = approved_loan()
     error = refused(loan, lambda: loan.disburse(date(2026, 1, 10), first_due=FIRST_DUE))
-    assert error.message == ("Disbursed: schedule principal 99999.99 = 99999.99,"
-                             " not amount 100000.00")
+    assert error.message == (
+        "Disbursed: schedule principal 99999.99 = 99999.99, not amount 100000.00"
+    )
 
 
 def test_a_negative_daily_accrual_is_not_recorded() -> None:
@@ -203,8 +219,9 @@ def test_a_zero_daily_accrual_is_legitimate() -> None:
     # keeps D2 = 31, so 1 Feb is day 21 again): 31 Jan accrues 33.33, 1 Feb posts zero.
     loan = active_loan()
     loan.close_day(date(2026, 2, 1))
-    amounts = {a.business_date: a.amount for a in of_type(loan.collect_events(),
-                                                          Loan.InterestAccrued)}
+    amounts = {
+        a.business_date: a.amount for a in of_type(loan.collect_events(), Loan.InterestAccrued)
+    }
     assert amounts[date(2026, 2, 1)] == 0
 
 
@@ -216,8 +233,9 @@ def test_a_fee_may_not_take_fees_outstanding_past_the_largest_balance() -> None:
     loan = active_loan()
     loan.charge_fee(date(2026, 1, 15), CNY_MAX, "legal")
     # one more cent is refused, naming the limit.
-    error = refused(loan, lambda: loan.charge_fee(date(2026, 1, 15), CENT, "statement_fee"),
-                    InvalidAmount)
+    error = refused(
+        loan, lambda: loan.charge_fee(date(2026, 1, 15), CENT, "statement_fee"), InvalidAmount
+    )
     assert (error.field, error.rule) == ("amount", "balance_limit")
     assert "100,000,000,000.00 CNY" in error.message
     assert "fees outstanding would be 100,000,000,000.01 CNY" in error.message
@@ -225,11 +243,15 @@ def test_a_fee_may_not_take_fees_outstanding_past_the_largest_balance() -> None:
 
 def test_a_single_amount_above_the_maximum_is_refused() -> None:
     loan = active_loan()
-    error = refused(loan, lambda: loan.charge_fee(date(2026, 1, 15), CNY_MAX + CENT, "legal"),
-                    InvalidAmount)
+    error = refused(
+        loan, lambda: loan.charge_fee(date(2026, 1, 15), CNY_MAX + CENT, "legal"), InvalidAmount
+    )
     assert (error.field, error.rule) == ("amount", "max_amount")
-    error = refused(loan, lambda: loan.receive_repayment(date(2026, 1, 10), CNY_MAX + CENT,
-                                                         "CNY"), InvalidAmount)
+    error = refused(
+        loan,
+        lambda: loan.receive_repayment(date(2026, 1, 10), CNY_MAX + CENT, "CNY"),
+        InvalidAmount,
+    )
     assert (error.field, error.rule) == ("amount", "max_amount")
 
 
@@ -237,8 +259,9 @@ def test_a_recovery_may_not_take_the_recovered_total_past_the_largest_balance() 
     loan = overdue_on(date(2026, 3, 1))
     loan.write_off(date(2026, 3, 1), "uncollectable")
     loan.receive_recovery(date(2026, 3, 2), CNY_MAX, "CNY")
-    error = refused(loan, lambda: loan.receive_recovery(date(2026, 3, 2), CENT, "CNY"),
-                    InvalidAmount)
+    error = refused(
+        loan, lambda: loan.receive_recovery(date(2026, 3, 2), CENT, "CNY"), InvalidAmount
+    )
     assert (error.field, error.rule) == ("amount", "balance_limit")
     assert "recovered would be" in error.message
 
@@ -250,8 +273,9 @@ def test_a_repayment_may_not_take_the_held_overpayment_past_the_largest_balance(
     loan.close_day(date(2026, 1, 20))
     loan.overpayment = CNY_MAX
     payoff = loan.payoff_amount(date(2026, 1, 20))
-    error = refused(loan, lambda: loan.receive_repayment(date(2026, 1, 20), payoff + CENT,
-                                                         "CNY"), InvalidAmount)
+    error = refused(
+        loan, lambda: loan.receive_repayment(date(2026, 1, 20), payoff + CENT, "CNY"), InvalidAmount
+    )
     assert (error.field, error.rule) == ("amount", "balance_limit")
     assert "the overpayment held would be" in error.message
 
@@ -261,19 +285,25 @@ def test_capitalization_may_not_take_principal_past_the_largest_balance() -> Non
     loan = overdue_on(date(2026, 3, 21), principal=str(CNY_MAX))
     assert loan.interest_due_unpaid() > 0
     # capitalizing its arrears would grow principal past the limit: refused, the flag named;
-    error = refused(loan, lambda: loan.restructure(
-        date(2026, 3, 21), RestructureKind.EXTENSION, extend_months=3, capitalize_arrears=True),
-        InvalidAmount)
+    error = refused(
+        loan,
+        lambda: loan.restructure(
+            date(2026, 3, 21), RestructureKind.EXTENSION, extend_months=3, capitalize_arrears=True
+        ),
+        InvalidAmount,
+    )
     assert (error.field, error.rule) == ("capitalize_arrears", "balance_limit")
     assert "principal after capitalization would be" in error.message
-    error = refused(loan, lambda: loan.restructure(date(2026, 3, 21),
-                                                   RestructureKind.CAPITALIZATION),
-                    InvalidAmount)
+    error = refused(
+        loan,
+        lambda: loan.restructure(date(2026, 3, 21), RestructureKind.CAPITALIZATION),
+        InvalidAmount,
+    )
     assert (error.field, error.rule) == ("kind", "balance_limit")
     # while an extension that capitalizes nothing is still allowed.
-    catch_up_and(loan, date(2026, 3, 21)).restructure(date(2026, 3, 21),
-                                                      RestructureKind.EXTENSION,
-                                                      extend_months=3)
+    catch_up_and(loan, date(2026, 3, 21)).restructure(
+        date(2026, 3, 21), RestructureKind.EXTENSION, extend_months=3
+    )
     assert of_type(loan.collect_events(), Loan.Restructured)
 
 

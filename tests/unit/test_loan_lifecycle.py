@@ -39,8 +39,9 @@ from tests.factories import (
 )
 
 
-def assert_refused_without_change(loan: Loan, command: Any, error: type[LedgerError],
-                                  field: str, rule: str | None = None) -> LedgerError:
+def assert_refused_without_change(
+    loan: Loan, command: Any, error: type[LedgerError], field: str, rule: str | None = None
+) -> LedgerError:
     """Given a loan with nothing pending, the command raises and the loan is untouched."""
     loan.collect_events()
     before = state_of(loan)
@@ -102,8 +103,9 @@ def test_rejection_is_final() -> None:
     loan = applied_loan()
     loan.reject(date(2026, 1, 6), reason="affordability")
     assert loan.status == LoanStatus.REJECTED
-    assert_refused_without_change(loan, lambda: loan.approve(date(2026, 1, 7)),
-                                  InvalidTransition, "loan_id")
+    assert_refused_without_change(
+        loan, lambda: loan.approve(date(2026, 1, 7)), InvalidTransition, "loan_id"
+    )
 
 
 # --------------------------------------------------------------------- wrong transitions
@@ -112,8 +114,12 @@ def test_rejection_is_final() -> None:
 def test_disburse_before_approval_is_an_invalid_transition() -> None:
     loan = applied_loan()
     error = assert_refused_without_change(
-        loan, lambda: loan.disburse(DISBURSED_ON, first_due=FIRST_DUE),
-        InvalidTransition, "loan_id", "status_disburse")
+        loan,
+        lambda: loan.disburse(DISBURSED_ON, first_due=FIRST_DUE),
+        InvalidTransition,
+        "loan_id",
+        "status_disburse",
+    )
     assert "applied" in error.message and "approved" in error.message
 
 
@@ -126,23 +132,27 @@ def test_an_active_loan_cannot_go_back_through_origination(command: str) -> None
         "withdraw": lambda: loan.withdraw(date(2026, 1, 11), "late"),
         "disburse": lambda: loan.disburse(date(2026, 1, 11)),
     }
-    assert_refused_without_change(loan, calls[command], InvalidTransition, "loan_id",
-                                  f"status_{command}")
+    assert_refused_without_change(
+        loan, calls[command], InvalidTransition, "loan_id", f"status_{command}"
+    )
 
 
 def test_a_withdrawn_loan_cannot_be_approved_or_withdrawn_again() -> None:
     loan = applied_loan()
     loan.withdraw(date(2026, 1, 6), "changed mind")
-    assert_refused_without_change(loan, lambda: loan.approve(date(2026, 1, 7)),
-                                  InvalidTransition, "loan_id")
-    assert_refused_without_change(loan, lambda: loan.withdraw(date(2026, 1, 7), "again"),
-                                  InvalidTransition, "loan_id")
+    assert_refused_without_change(
+        loan, lambda: loan.approve(date(2026, 1, 7)), InvalidTransition, "loan_id"
+    )
+    assert_refused_without_change(
+        loan, lambda: loan.withdraw(date(2026, 1, 7), "again"), InvalidTransition, "loan_id"
+    )
 
 
 def test_approval_cannot_be_backdated_before_the_application() -> None:
     loan = applied_loan()
-    assert_refused_without_change(loan, lambda: loan.approve(date(2026, 1, 4)),
-                                  InvalidDate, "business_date", "not_backdated")
+    assert_refused_without_change(
+        loan, lambda: loan.approve(date(2026, 1, 4)), InvalidDate, "business_date", "not_backdated"
+    )
 
 
 @pytest.mark.parametrize(
@@ -151,8 +161,13 @@ def test_approval_cannot_be_backdated_before_the_application() -> None:
 )
 def test_first_due_date_must_follow_disbursement_closely(first_due: date, rule: str) -> None:
     loan = approved_loan()
-    assert_refused_without_change(loan, lambda: loan.disburse(DISBURSED_ON, first_due=first_due),
-                                  InvalidDate, "first_due", rule)
+    assert_refused_without_change(
+        loan,
+        lambda: loan.disburse(DISBURSED_ON, first_due=first_due),
+        InvalidDate,
+        "first_due",
+        rule,
+    )
 
 
 def test_empty_borrower_is_refused() -> None:
@@ -197,8 +212,9 @@ def test_rate_exactly_at_cap_is_accepted() -> None:
         ({"annual_rate": "-0.01"}, ValidationError, "annual_rate", "non_negative"),
     ],
 )
-def test_bad_terms_name_field_and_rule(overrides: dict[str, Any], error: type[LedgerError],
-                                       field: str, rule: str) -> None:
+def test_bad_terms_name_field_and_rule(
+    overrides: dict[str, Any], error: type[LedgerError], field: str, rule: str
+) -> None:
     with pytest.raises(error) as caught:
         make_terms(**overrides)
     assert (caught.value.field, caught.value.rule) == (field, rule)

@@ -58,8 +58,7 @@ def test_rate_change_reprices_the_remaining_schedule_and_future_accruals() -> No
     loan = current_loan_after_two_payments()
     before = loan.future()[0].total
     on = date(2026, 3, 10)
-    catch_up_and(loan, on).restructure(on, RestructureKind.RATE_CHANGE,
-                                       new_annual_rate=D("0.06"))
+    catch_up_and(loan, on).restructure(on, RestructureKind.RATE_CHANGE, new_annual_rate=D("0.06"))
     event = restructured(loan)
     assert loan.annual_rate == D("0.06")
     assert len(loan.future()) == 10
@@ -76,8 +75,7 @@ def test_rate_change_above_the_cap_is_refused_and_changes_nothing() -> None:
     loan = current_loan_after_two_payments()
     before = state_of(loan)
     with pytest.raises(RateAboveCap) as caught:
-        loan.restructure(date(2026, 3, 10), RestructureKind.RATE_CHANGE,
-                         new_annual_rate=D("0.30"))
+        loan.restructure(date(2026, 3, 10), RestructureKind.RATE_CHANGE, new_annual_rate=D("0.30"))
     assert caught.value.field == "new_annual_rate"
     assert "0.24" in caught.value.message
     assert loan.collect_events() == []
@@ -103,9 +101,9 @@ def test_reamortization_sets_a_new_remaining_term() -> None:
         (RestructureKind.RATE_CHANGE, {}, "new_annual_rate"),
     ],
 )
-def test_restructure_without_its_parameters_is_refused(kind: RestructureKind,
-                                                       kwargs: dict[str, int],
-                                                       field: str) -> None:
+def test_restructure_without_its_parameters_is_refused(
+    kind: RestructureKind, kwargs: dict[str, int], field: str
+) -> None:
     loan = current_loan_after_two_payments()
     with pytest.raises(InvalidTerm) as caught:
         loan.restructure(date(2026, 3, 15), kind, **kwargs)  # type: ignore[arg-type]
@@ -145,12 +143,13 @@ def test_capitalization_moves_arrears_into_principal_and_cures_dpd() -> None:
     assert loan.dpd_on(on) == 0
     assert loan.capitalized == arrears
     # principal is conserved: disbursed + capitalized = outstanding + paid,
-    assert (loan.disbursed + loan.capitalized
-            == loan.principal_outstanding + loan.paid[Component.PRINCIPAL])
+    assert (
+        loan.disbursed + loan.capitalized
+        == loan.principal_outstanding + loan.paid[Component.PRINCIPAL]
+    )
     # and the loan is classified special mention / stage 2 although its DPD is 0.
     [change] = of_type(events, Loan.DelinquencyChanged)
-    assert change.current == {"dpd": 0, "bucket": "M0", "category": "special_mention",
-                              "stage": 2}
+    assert change.current == {"dpd": 0, "bucket": "M0", "category": "special_mention", "stage": 2}
 
 
 def test_observation_period_keeps_stage_2_until_it_ends() -> None:
@@ -177,8 +176,9 @@ def test_observation_period_keeps_stage_2_until_it_ends() -> None:
 def test_restructured_loan_replays_to_the_same_state() -> None:
     loan = active_loan()
     loan.close_day(date(2026, 3, 21))
-    catch_up_and(loan, date(2026, 3, 22)).restructure(date(2026, 3, 22),
-                                                      RestructureKind.CAPITALIZATION)
+    catch_up_and(loan, date(2026, 3, 22)).restructure(
+        date(2026, 3, 22), RestructureKind.CAPITALIZATION
+    )
     pay(loan, date(2026, 4, 10), "5000.00")
     assert state_of(replay(loan.collect_events())) == state_of(loan)
 
@@ -200,7 +200,9 @@ def test_restructured_installments_show_as_restructured_once_their_interest_is_p
     assert (second.state, second.closed_by) == ("restructured", "restructured")
     assert first.closed_by == ""
     assert [i.state for i in replay(loan.collect_events()).installments[:2]] == [
-        "paid", "restructured"]
+        "paid",
+        "restructured",
+    ]
 
 
 def test_capitalized_installments_show_as_capitalized_not_paid() -> None:
@@ -221,6 +223,7 @@ def test_capitalize_arrears_flag_marks_installments_capitalized() -> None:
     loan = active_loan()
     loan.close_day(date(2026, 2, 20))
     on = date(2026, 2, 21)
-    catch_up_and(loan, on).restructure(on, RestructureKind.EXTENSION, extend_months=3,
-                                       capitalize_arrears=True)
+    catch_up_and(loan, on).restructure(
+        on, RestructureKind.EXTENSION, extend_months=3, capitalize_arrears=True
+    )
     assert loan.installments[0].state == "capitalized"

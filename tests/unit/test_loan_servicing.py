@@ -43,8 +43,7 @@ def overdue_loan(days_late: int, *, product: ProductTerms | None = None) -> Loan
 
 @pytest.mark.parametrize("day_count", ["30/360", "ACT/365F"])
 @pytest.mark.parametrize("method", ["annuity", "equal_principal"])
-def test_daily_accruals_sum_to_each_periods_scheduled_interest(day_count: str,
-                                                               method: str) -> None:
+def test_daily_accruals_sum_to_each_periods_scheduled_interest(day_count: str, method: str) -> None:
     # Given a loan repaid exactly on every due date,
     loan = active_loan(day_count=day_count, method=method)
     scheduled = {i.number: (i.principal, i.interest) for i in loan.installments}
@@ -118,10 +117,18 @@ def test_loan_turns_overdue_only_after_the_grace_days() -> None:
 def test_delinquency_classification_follows_dpd() -> None:
     loan = overdue_loan(31)
     changes = of_type(loan.collect_events(), Loan.DelinquencyChanged)
-    assert changes[0].current == {"dpd": 1, "bucket": "M1", "category": "special_mention",
-                                  "stage": 1}
-    assert changes[-1].current == {"dpd": 31, "bucket": "M2", "category": "special_mention",
-                                   "stage": 2}
+    assert changes[0].current == {
+        "dpd": 1,
+        "bucket": "M1",
+        "category": "special_mention",
+        "stage": 1,
+    }
+    assert changes[-1].current == {
+        "dpd": 31,
+        "bucket": "M2",
+        "category": "special_mention",
+        "stage": 2,
+    }
     loan.close_day(FIRST_DUE + timedelta(days=91))
     assert loan.classification["category"] == "substandard"
     assert loan.classification["stage"] == 3
@@ -209,11 +216,16 @@ def test_repayment_follows_the_waterfall_penalty_fees_interest_principal_oldest_
     penalty = loan.penalty_outstanding
     loan.collect_events()
     # when the borrower pays enough for everything except part of the second principal,
-    pay(loan, date(2026, 3, 21), penalty + D("50.00") + D("1000.00") + D("921.15")
-        + D("7884.88") + D("100.00"))
+    pay(
+        loan,
+        date(2026, 3, 21),
+        penalty + D("50.00") + D("1000.00") + D("921.15") + D("7884.88") + D("100.00"),
+    )
     [received] = of_type(loan.collect_events(), Loan.RepaymentReceived)
-    lines = [(line["component"], line["installment"], D(line["amount"]))
-             for line in received.allocation["lines"]]
+    lines = [
+        (line["component"], line["installment"], D(line["amount"]))
+        for line in received.allocation["lines"]
+    ]
     # then penalty, fees, both interests (oldest first) and the oldest principal are paid,
     assert lines == [
         ("penalty", None, penalty),
@@ -249,7 +261,8 @@ def test_full_arrears_payment_cures_the_loan() -> None:
 
 @pytest.mark.parametrize("option", list(PrepaymentOption))
 def test_partial_prepayment_rebuilds_the_schedule_on_the_remaining_principal(
-        option: PrepaymentOption) -> None:
+    option: PrepaymentOption,
+) -> None:
     # Given a current loan just after its first installment was paid on time,
     loan = active_loan(product=ProductTerms(prepayment=option))
     pay(loan, FIRST_DUE, "8884.88")
@@ -316,8 +329,9 @@ def test_full_payoff_closes_the_loan_and_keeps_the_excess_as_overpayment() -> No
     assert loan.principal_outstanding == 0
     assert loan.overpayment == D("12.34")
     # Every cent paid is accounted for as principal, interest or overpayment.
-    assert (loan.paid[Component.PRINCIPAL] + loan.paid[Component.INTEREST] + loan.overpayment
-            == D("8884.88") + payoff + D("12.34"))
+    assert loan.paid[Component.PRINCIPAL] + loan.paid[Component.INTEREST] + loan.overpayment == D(
+        "8884.88"
+    ) + payoff + D("12.34")
 
 
 def test_overpayment_is_refused_when_the_product_forbids_it() -> None:
@@ -399,8 +413,11 @@ def test_write_off_removes_every_balance_and_classifies_as_loss() -> None:
     interest = loan.interest_due_unpaid() + loan.interest_accrued
     loan.write_off(date(2026, 8, 29), reason="uncollectable")
     [written_off] = of_type(loan.collect_events(), Loan.WrittenOff)
-    assert (written_off.principal, written_off.interest + written_off.accrued_interest,
-            written_off.penalty) == (principal, interest, penalty)
+    assert (
+        written_off.principal,
+        written_off.interest + written_off.accrued_interest,
+        written_off.penalty,
+    ) == (principal, interest, penalty)
     assert written_off.accrued_interest == loan.written_off["accrued_interest"]
     assert loan.status == LoanStatus.WRITTEN_OFF
     assert loan.principal_outstanding == 0 and loan.arrears_due() == 0
@@ -423,8 +440,7 @@ def test_write_off_classifies_with_the_dpd_on_its_date_and_records_it() -> None:
     # then the event records DPD 200 (29 Aug − 10 Feb), not the last transition's 181, and
     # the loan keeps it: `loan show` prints the DPD at write-off.
     assert written_off.dpd == 200
-    assert loan.classification == {"dpd": 200, "bucket": "M7+", "category": "loss",
-                                   "stage": 3}
+    assert loan.classification == {"dpd": 200, "bucket": "M7+", "category": "loss", "stage": 3}
     assert loan.current_dpd == 200
 
 
@@ -468,13 +484,18 @@ def test_written_off_installments_show_as_written_off_not_paid() -> None:
     loan.close_day(date(2026, 4, 1))
     # when the loan is written off, what was left unpaid or not yet due shows "written_off",
     loan.write_off(date(2026, 4, 2), reason="fraud")
-    assert [i.state for i in loan.installments[:4]] == ["paid", "written_off", "written_off",
-                                                       "written_off"]
+    assert [i.state for i in loan.installments[:4]] == [
+        "paid",
+        "written_off",
+        "written_off",
+        "written_off",
+    ]
     assert {i.closed_by for i in loan.installments[1:]} == {"written_off"}
     assert loan.installments[0].closed_by == ""
     # and a replay shows the same.
     assert [i.state for i in replay(loan.collect_events()).installments] == [
-        i.state for i in loan.installments]
+        i.state for i in loan.installments
+    ]
 
 
 def test_recovery_after_write_off_is_recorded() -> None:

@@ -84,8 +84,12 @@ def test_equal_principal_last_installment_absorbs_residual() -> None:
 
 def test_rounding_mode_is_applied() -> None:
     # given 1200 JPY at 2.5% for one 30/360 month: interest is exactly 2.5 yen
-    args: dict[str, Any] = {"principal": Decimal("1200"), "annual_rate": Decimal("0.025"),
-                            "term": 1, "currency": Currency.of("JPY")}
+    args: dict[str, Any] = {
+        "principal": Decimal("1200"),
+        "annual_rate": Decimal("0.025"),
+        "term": 1,
+        "currency": Currency.of("JPY"),
+    }
     # then half-even posts 2 and half-up posts 3
     assert schedule(**args)[0].interest == Decimal("2")
     assert schedule(**args, rounding=ROUND_HALF_UP)[0].interest == Decimal("3")
@@ -101,8 +105,13 @@ def test_tiny_loan_over_long_term_still_runs_the_full_term() -> None:
 
 
 def test_jpy_amounts_have_no_decimals() -> None:
-    rows = schedule(principal=Decimal("1000000"), annual_rate=Decimal("0.035"), term=24,
-                    day_count=DayCount.ACT_365F, currency=Currency.of("JPY"))
+    rows = schedule(
+        principal=Decimal("1000000"),
+        annual_rate=Decimal("0.035"),
+        term=24,
+        day_count=DayCount.ACT_365F,
+        currency=Currency.of("JPY"),
+    )
     assert sum(row.principal for row in rows) == Decimal("1000000")
     assert all(row.principal == row.principal.to_integral_value() for row in rows)
     assert all(row.interest == row.interest.to_integral_value() for row in rows)
@@ -110,17 +119,24 @@ def test_jpy_amounts_have_no_decimals() -> None:
 
 def test_due_dates_keep_the_month_end_anchor() -> None:
     assert monthly_due_dates(date(2024, 1, 31), 5) == [
-        date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30),
+        date(2024, 1, 31),
+        date(2024, 2, 29),
+        date(2024, 3, 31),
+        date(2024, 4, 30),
         date(2024, 5, 31),
     ]
     assert monthly_due_dates(date(2023, 11, 30), 4) == [
-        date(2023, 11, 30), date(2023, 12, 30), date(2024, 1, 30), date(2024, 2, 29),
+        date(2023, 11, 30),
+        date(2023, 12, 30),
+        date(2024, 1, 30),
+        date(2024, 2, 29),
     ]
 
 
 def test_periods_chain_from_disbursement_to_due_dates() -> None:
-    rows = schedule(start_date=date(2024, 1, 10), first_due=date(2024, 1, 31), term=3,
-                    first_number=7)
+    rows = schedule(
+        start_date=date(2024, 1, 10), first_due=date(2024, 1, 31), term=3, first_number=7
+    )
     assert [row.number for row in rows] == [7, 8, 9]
     assert [(row.start_date, row.due_date) for row in rows] == [
         (date(2024, 1, 10), date(2024, 1, 31)),
@@ -130,8 +146,9 @@ def test_periods_chain_from_disbursement_to_due_dates() -> None:
 
 
 def test_period_interest_is_exact() -> None:
-    value = period_interest(Decimal("1000"), Decimal("0.1"), DayCount.ACT_365F,
-                            date(2024, 1, 1), date(2024, 1, 2))
+    value = period_interest(
+        Decimal("1000"), Decimal("0.1"), DayCount.ACT_365F, date(2024, 1, 1), date(2024, 1, 2)
+    )
     assert value == CALC.divide(Decimal(100), Decimal(365))
 
 
@@ -146,26 +163,45 @@ def test_fixed_payment_shortens_the_term() -> None:
 
 
 def test_fixed_principal_shortens_equal_principal_term() -> None:
-    rows = schedule(principal=Decimal("1000.00"), term=12, fixed_payment=Decimal("300.00"),
-                    method=AmortizationMethod.EQUAL_PRINCIPAL)
+    rows = schedule(
+        principal=Decimal("1000.00"),
+        term=12,
+        fixed_payment=Decimal("300.00"),
+        method=AmortizationMethod.EQUAL_PRINCIPAL,
+    )
     assert [row.principal for row in rows] == [Decimal("300.00")] * 3 + [Decimal("100.00")]
 
 
 def test_fixed_payment_too_small_leaves_the_rest_to_the_last_installment() -> None:
-    rows = schedule(principal=Decimal("1000.00"), term=3, fixed_payment=Decimal("100.00"),
-                    method=AmortizationMethod.EQUAL_PRINCIPAL)
-    assert [row.principal for row in rows] == [Decimal("100.00"), Decimal("100.00"),
-                                               Decimal("800.00")]
+    rows = schedule(
+        principal=Decimal("1000.00"),
+        term=3,
+        fixed_payment=Decimal("100.00"),
+        method=AmortizationMethod.EQUAL_PRINCIPAL,
+    )
+    assert [row.principal for row in rows] == [
+        Decimal("100.00"),
+        Decimal("100.00"),
+        Decimal("800.00"),
+    ]
 
 
 def test_installment_round_trips_through_dict() -> None:
     row = schedule()[0]
     data = row.as_dict()
-    assert data == {"number": 1, "start_date": "2024-01-15", "due_date": "2024-02-15",
-                    "principal": "7884.88", "interest": "1000.00", "total": "8884.88"}
+    assert data == {
+        "number": 1,
+        "start_date": "2024-01-15",
+        "due_date": "2024-02-15",
+        "principal": "7884.88",
+        "interest": "1000.00",
+        "total": "8884.88",
+    }
     assert Installment.from_dict(data) == row
-    assert Installment.from_dict({**data, "start_date": row.start_date,
-                                  "principal": row.principal}) == row
+    assert (
+        Installment.from_dict({**data, "start_date": row.start_date, "principal": row.principal})
+        == row
+    )
 
 
 @pytest.mark.parametrize(
@@ -180,8 +216,9 @@ def test_installment_round_trips_through_dict() -> None:
         ({"first_due": date(2024, 1, 1)}, InvalidDate, "first_due"),
     ],
 )
-def test_bad_input_names_the_field(overrides: dict[str, Any], error: type[Exception],
-                                   field: str) -> None:
+def test_bad_input_names_the_field(
+    overrides: dict[str, Any], error: type[Exception], field: str
+) -> None:
     with pytest.raises(error) as caught:
         schedule(**overrides)
     assert getattr(caught.value, "field", None) == field
@@ -195,9 +232,12 @@ def test_term_zero_breaks_the_term_rule() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("annuity", AmortizationMethod.ANNUITY), ("等额本息", AmortizationMethod.ANNUITY),
-     ("Equal-Principal", AmortizationMethod.EQUAL_PRINCIPAL),
-     ("等额本金", AmortizationMethod.EQUAL_PRINCIPAL)],
+    [
+        ("annuity", AmortizationMethod.ANNUITY),
+        ("等额本息", AmortizationMethod.ANNUITY),
+        ("Equal-Principal", AmortizationMethod.EQUAL_PRINCIPAL),
+        ("等额本金", AmortizationMethod.EQUAL_PRINCIPAL),
+    ],
 )
 def test_method_parse_accepts_english_and_chinese(text: str, expected: AmortizationMethod) -> None:
     assert AmortizationMethod.parse(text) is expected
