@@ -32,7 +32,8 @@ from ledger.app.commands import Command, parse_command
 from ledger.settings import Settings
 from projections.base import Projection, Report
 from projections.registry import report as report_function
-from projections.runner import ProjectionRunner, ProjectionStatus
+from projections.runner import ProjectionRunner
+from projections.status import ProjectionStatus
 
 Progress = Callable[[int], None]
 

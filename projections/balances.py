@@ -22,8 +22,6 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
-    and_,
-    bindparam,
     func,
     select,
 )
@@ -32,6 +30,7 @@ from domain.allocation import Allocation, Component
 from domain.loan import Loan
 from domain.money import in_minor_units
 from projections.base import AggregateIds, Batch, Dispatching, Report, RowSet, metadata
+from projections.summaries import Contribution, Deltas
 
 ZERO = Decimal(0)
 
@@ -249,69 +248,8 @@ class LoanBalances(Dispatching):
         row["recovered"] += e.amount
 
 
-Contribution = tuple[tuple[Any, ...], list[Decimal]]
-
-
 def _contribution(row: dict[str, Any]) -> Contribution:
     return (row["status"], row["currency"]), [row[name] for name in AMOUNTS]
-
-
-class Deltas:
-    """Changes to a summary table (key columns -> loans and sums), collected over a batch as
-    rows leave one key and join another, then written with one load and one flush."""
-
-    def __init__(self, sums: tuple[str, ...]) -> None:
-        self.sums = sums
-        self.changes: dict[tuple[Any, ...], list[Any]] = {}
-
-    def add(self, key: tuple[Any, ...], values: list[Decimal], sign: int) -> None:
-        change = self.changes.setdefault(key, [0] + [ZERO] * len(self.sums))
-        change[0] += sign
-        for i, value in enumerate(values, start=1):
-            change[i] += value * sign
-
-    def move(self, old: Contribution | None, new: Contribution | None) -> None:
-        if old is not None:
-            self.add(old[0], old[1], -1)
-        if new is not None:
-            self.add(new[0], new[1], 1)
-
-    def write(self, conn: Connection, table: Table) -> None:
-        changes = {k: v for k, v in self.changes.items() if v[0] or any(v[1:])}
-        if not changes:
-            return
-        rows = RowSet(conn, table)
-        rows.load(changes)
-        names = [c.name for c in table.primary_key.columns]
-        emptied = []
-        for key, change in changes.items():
-            row = rows.get(key)
-            if row is None:
-                row = rows.add(
-                    {
-                        **dict(zip(names, key, strict=True)),
-                        "loans": 0,
-                        **{name: ZERO for name in self.sums},
-                    }
-                )
-            row["loans"] += change[0]
-            for name, value in zip(self.sums, change[1:], strict=True):
-                row[name] += value
-            if row["loans"] == 0 and not any(row[name] for name in self.sums):
-                # An empty row goes, so the table never depends on where batches were cut.
-                emptied.append(key)
-                rows.new.discard(key)
-                rows.dirty.discard(key)
-            else:
-                rows.changed(key)
-        rows.flush()
-        if emptied:
-            conn.execute(
-                table.delete().where(
-                    and_(*(c == bindparam(f"k_{c.name}") for c in table.primary_key.columns))
-                ),
-                [{f"k_{n}": v for n, v in zip(names, key, strict=True)} for key in emptied],
-            )
 
 
 #: The report's columns, most important first (a narrow table keeps the first ones).

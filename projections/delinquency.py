@@ -44,7 +44,6 @@ from sqlalchemy import (
 from domain.allocation import Component
 from domain.delinquency import DEFAULT_POLICY, FiveCategory, classify, days_past_due
 from domain.loan import Loan
-from projections.balances import Contribution, Deltas
 from projections.base import (
     IN_CHUNK,
     ROW_CACHE_LIMIT,
@@ -57,6 +56,7 @@ from projections.base import (
     append_rows,
     metadata,
 )
+from projections.summaries import Contribution, Deltas
 
 ZERO = Decimal(0)
 ONE_DAY = timedelta(days=1)

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from projections.balances import LoanBalances, balances_report
 from projections.base import Projection, Report
-from projections.complaints import ComplaintHistory, complaints_report
+from projections.complaints import ComplaintHistory
+from projections.complaints_report import complaints_report
 from projections.delinquency import Delinquency, delinquency_report
 from projections.journal import Journal, trial_balance_report
 from projections.portfolio import portfolio_report

@@ -34,14 +34,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table
 
 from projections.base import Batch, Projection, TableCache
 from projections.bisection import advance
@@ -53,9 +51,9 @@ from projections.positions import (
     advance_position,
     ensure_tracked,
     read_position,
-    tracking,
 )
 from projections.rebuild import rebuild_projection
+from projections.status import ProjectionStatus, read_status
 
 RETRY_SECONDS = 30.0  # run_forever: first retry of a failed projection …
 MAX_RETRY_SECONDS = 300.0  # … doubling up to this
@@ -102,37 +100,6 @@ def no_fault(point: str) -> None:
 def automatic_collection() -> Iterator[Callable[[], object]]:
     """The default garbage-collection hook: leave the collector as it is."""
     yield lambda: None
-
-
-@dataclass(frozen=True)
-class ProjectionStatus:
-    name: str
-    position: int
-    head: int
-    lag_events: int
-    lag_seconds: float
-    updated_at: datetime | None
-    #: The one-line failure at the event this projection cannot apply (None when it can go on).
-    error: str | None = None
-    error_position: int | None = None  # notification id of that event
-    failed_at: datetime | None = None  # when it last failed there
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "position": self.position,
-            "head": self.head,
-            "lag_events": self.lag_events,
-            "lag_seconds": round(self.lag_seconds, 3),
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-            "error": self.error,
-            "error_position": self.error_position,
-            "failed_at": self.failed_at.isoformat() if self.failed_at else None,
-        }
 
 
 class ProjectionRunner:
@@ -340,53 +307,4 @@ class ProjectionRunner:
         it did: ``error`` is the one-line failure, set until it advances past that event)."""
         self.ensure_tracking()
         with self.engine.connect() as conn:
-            head = self.log.head(conn)
-            rows = {r.name: r for r in conn.execute(select(tracking))}
-            result = []
-            for p in self.projections:
-                row = rows[p.name]
-                lag_seconds = 0.0
-                if row.position < head:
-                    recorded = self._recorded_at(conn, row.position) or _aware(row.updated_at)
-                    if recorded is not None:
-                        lag_seconds = max(0.0, (datetime.now(UTC) - recorded).total_seconds())
-                result.append(
-                    ProjectionStatus(
-                        p.name,
-                        row.position,
-                        head,
-                        head - row.position,
-                        lag_seconds,
-                        _aware(row.updated_at),
-                        error=row.error,
-                        error_position=row.error_position,
-                        failed_at=_aware(row.failed_at),
-                    )
-                )
-        return result
-
-    def _recorded_at(self, conn: Connection, position: int) -> datetime | None:
-        """When the oldest event this projection has not seen was recorded (None if it
-        cannot be read: status must work exactly when an event does not decode)."""
-        row = self.log.first_after(conn, position)
-        if row is None:
-            return None
-        try:
-            event: Any = self.mapper.to_domain_event(
-                Notification(
-                    id=row[0],
-                    originator_id=row[1],
-                    originator_version=row[2],
-                    topic=row[3],
-                    state=bytes(row[4]),
-                )
-            )
-            return _aware(event.timestamp)
-        except Exception:
-            return None
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+            return read_status(conn, [p.name for p in self.projections], self.log, self.mapper)

@@ -15,9 +15,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
@@ -25,23 +23,21 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from domain.complaint import Complaint
 from domain.errors import (
     AlreadyExists,
-    ComplaintNotFound,
     ConcurrencyConflict,
     InvalidAmount,
-    LoanNotFound,
 )
 from domain.loan import Loan
 from domain.terms import LoanTerms, PrepaymentOption
 from ledger.app import commands as c
 from ledger.app import directory, idempotency
 from ledger.app.clock import BusinessClock
-from ledger.persistence.store import EventStore, project
+from ledger.app.queries import LoanQueries
 from ledger.settings import Settings
 
 ONE_DAY = timedelta(days=1)
 
 
-class LoanLedger(EventStore):
+class LoanLedger(LoanQueries):
     """The use cases over the event store: commands (``execute``) and loan queries."""
 
     name = "ledger"  # the library names an application's tables after it: ledger_events …
@@ -185,59 +181,6 @@ class LoanLedger(EventStore):
 
     def reopen_complaint(self, cmd: c.ReopenComplaint) -> dict[str, Any]:
         return self._on_complaint(cmd, lambda x, on: x.reopen(on, cmd.reason))
-
-    # ------------------------------------------------------------------ queries
-    def get_loan(
-        self, loan_id: UUID, *, version: int | None = None, as_of: date | None = None
-    ) -> Loan:
-        if as_of is not None:
-            self.clock.check_as_of(as_of)
-            version = self._version_as_of(loan_id, as_of)
-        try:
-            loan = self.repository.get(loan_id, version=version, projector_func=project)
-        except AggregateNotFoundError:
-            raise LoanNotFound(
-                f"no loan with id {loan_id}", field="loan_id", rule="exists"
-            ) from None
-        if not isinstance(loan, Loan):
-            raise LoanNotFound(f"{loan_id} is not a loan", field="loan_id", rule="exists")
-        return loan
-
-    def get_complaint(self, complaint_id: UUID) -> Complaint:
-        try:
-            complaint = self.repository.get(complaint_id, projector_func=project)
-        except AggregateNotFoundError:
-            raise ComplaintNotFound(
-                f"no complaint with id {complaint_id}", field="complaint_id", rule="exists"
-            ) from None
-        if not isinstance(complaint, Complaint):
-            raise ComplaintNotFound(
-                f"{complaint_id} is not a complaint", field="complaint_id", rule="exists"
-            )
-        return complaint
-
-    def loan_history(self, loan_id: UUID) -> list[Any]:
-        events = list(self.events.get(loan_id))
-        if not events or not isinstance(events[0], Loan.Applied):
-            raise LoanNotFound(f"no loan with id {loan_id}", field="loan_id", rule="exists")
-        return events
-
-    def _version_as_of(self, loan_id: UUID, as_of: date) -> int:
-        version: int | None = None
-        for event in self.loan_history(loan_id):
-            if event.business_date > as_of:
-                break
-            version = int(event.originator_version)
-        if version is None:
-            raise LoanNotFound(
-                f"loan {loan_id} did not exist on {as_of}", field="as_of", rule="exists_on_date"
-            )
-        return version
-
-    def loan_ids(
-        self, status: str | None = None, *, after: str = "", limit: int | None = None
-    ) -> list[UUID]:
-        return directory.loan_ids(self.engine, status, after=after, limit=limit)
 
     # ----------------------------------------------------------------- plumbing
     def _on_loan(

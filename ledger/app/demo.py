@@ -27,6 +27,7 @@ from domain.errors import LedgerError, StateConflict
 from domain.loan import Loan
 from domain.loan.state import LoanStatus, RestructureKind
 from ledger.app import commands as c
+from ledger.app.demo_complaints import ComplaintDesk
 
 ONE_DAY = timedelta(days=1)
 PROFILES = (("on_time", 55), ("late", 15), ("defaulter", 12), ("prepayer", 13), ("struggler", 5))
@@ -69,7 +70,7 @@ class Demo:
         self.commands = 0
         self.events = 0
         self.borrowers: list[Borrower] = []
-        self.complaints: list[tuple[UUID, date]] = []
+        self.desk = ComplaintDesk(self)
         self.written_off: UUID | None = None
 
     def send(self, command: c.Command) -> dict[str, Any] | None:
@@ -206,7 +207,7 @@ class Demo:
                 b.paid_installments += 1
                 b.pending.add(today + timedelta(days=b.lag_days))
                 if b.profile in ("late", "defaulter") and self.rng.random() < 0.15:
-                    self.complaints.append((b.loan_id, today))
+                    self.desk.pending.append((b.loan_id, today))
             elif b.first_missed is None:
                 b.first_missed = today
         if today in b.pending:
@@ -260,67 +261,6 @@ class Demo:
             )
         )
 
-    def complaints_today(self, today: date) -> None:
-        still_open = []
-        for loan_id, filed in self.complaints:
-            if filed == today:
-                result = self.send(
-                    c.FileComplaint(
-                        idempotency_key=self.key(),
-                        business_date=today,
-                        loan_id=loan_id,
-                        complaint_id=self.uuid(),
-                        category=self.rng.choice(
-                            ("billing", "collection_practice", "interest_calculation")
-                        ),
-                        description="borrower disputes the amount due",
-                    )
-                )
-                if result:
-                    still_open.append((UUID(result["aggregate_id"]), today))
-            else:
-                still_open.append((loan_id, filed))
-        self.complaints = [x for x in still_open if x[1] != today] + [
-            x for x in still_open if x[1] == today
-        ]
-        self._progress_complaints(today)
-
-    def _progress_complaints(self, today: date) -> None:
-        for complaint_id, filed in self.complaints:
-            age = (today - filed).days
-            if filed == today or not self._is_complaint(complaint_id):
-                continue
-            if age == 1:
-                self.send(
-                    c.AcknowledgeComplaint(
-                        idempotency_key=self.key(),
-                        business_date=today,
-                        complaint_id=complaint_id,
-                        handler="ops-team",
-                    )
-                )
-            elif age == 5 and self.rng.random() < 0.3:
-                self.send(
-                    c.EscalateComplaint(
-                        idempotency_key=self.key(),
-                        business_date=today,
-                        complaint_id=complaint_id,
-                        reason="borrower unsatisfied",
-                    )
-                )
-            elif age == 10 and self.rng.random() < 0.8:
-                self.send(
-                    c.ResolveComplaint(
-                        idempotency_key=self.key(),
-                        business_date=today,
-                        complaint_id=complaint_id,
-                        resolution="fee waived and explained",
-                    )
-                )
-
-    def _is_complaint(self, aggregate_id: UUID) -> bool:
-        return not any(b.loan_id == aggregate_id for b in self.borrowers)
-
     def recover(self, today: date) -> None:
         if self.written_off is not None:
             self.send(
@@ -367,7 +307,7 @@ def run_demo(
         today = demo.start + timedelta(days=day)
         for borrower in demo.borrowers:
             demo.act(borrower, today)
-        demo.complaints_today(today)
+        demo.desk.work(today)
         if day == recovery_day:
             demo.recover(today)
         summary = ledger.close_business_days(today)

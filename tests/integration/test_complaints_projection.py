@@ -14,12 +14,8 @@ from sqlalchemy import inspect, select
 
 from domain.errors import ValidationError
 from ledger.service import Ledger
-from projections.complaints import (
-    ComplaintHistory,
-    complaint_events,
-    complaint_timeline,
-    complaints,
-)
+from projections.complaints import ComplaintHistory, complaint_events, complaints
+from projections.complaints_report import complaint_timeline
 from projections.runner import ProjectionRunner
 
 Submit = Callable[..., dict[str, Any]]
